@@ -118,7 +118,7 @@ could not be reached, read or written.`,
 	}
 	root.PersistentFlags().StringVar(&a.dsnFlag, "dsn", "",
 		"data source name: postgresql://USER@HOST:PORT/DB or sqlite:PATH (default $"+DSNEnv+", then "+DefaultDSN+")")
-	root.AddCommand(a.createCommand(), a.migrateCommand())
+	root.AddCommand(a.createCommand(), a.migrateCommand(), a.serveCommand(), a.auditCommand())
 	return root
 }
 

@@ -1,0 +1,290 @@
+package hook
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gs-auth-token/gs-auth-token/token"
+)
+
+// Submission is a validated submission, passed to an action's Success
+// handler. It holds every declared field except the token, whose value
+// handlers never see.
+type Submission struct {
+	// Action is the name of the submitted action.
+	Action string
+	// Site is the endpoint's site.
+	Site Site
+	// TokenID names the token that authenticated the request, or is empty
+	// for a hook without a token field.
+	TokenID string
+
+	values map[string]any
+}
+
+// Value returns the value of the named field: a string, int or bool by its
+// kind, or nil for an undeclared name.
+func (s *Submission) Value(name string) any { return s.values[name] }
+
+// String returns the value of a text or Choice field, or "".
+func (s *Submission) String(name string) string {
+	v, _ := s.values[name].(string)
+	return v
+}
+
+// Int returns the value of an Int field, or 0.
+func (s *Submission) Int(name string) int {
+	v, _ := s.values[name].(int)
+	return v
+}
+
+// Bool returns the value of a Bool field, or false.
+func (s *Submission) Bool(name string) bool {
+	v, _ := s.values[name].(bool)
+	return v
+}
+
+// ServeHTTP answers a request. GET and HEAD, and a POST that names no
+// action, get the hook's description. A POST that names an action is
+// checked in this order: the token, then every other field; the action's
+// Success handler runs only when all are valid.
+func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer e.recoverPanic(w, r)
+
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		e.rejectRequest(w, r, reject(http.StatusMethodNotAllowed,
+			"Method "+r.Method+" is not allowed: POST a submission, or GET the description."))
+		return
+	}
+	if e.tokenInQuery(r) {
+		e.logger.WarnContext(r.Context(), "token in the URL query rejected",
+			slog.String("page", pageURL(r)), slog.String("client", e.clientAddr(r)), slog.String("site_id", e.site.ID))
+		writeMessages(w, http.StatusBadRequest,
+			"Send the token in the request body, never in the URL: URLs are written to logs. The token was not checked; replace it, because it may have been recorded.")
+		return
+	}
+	if r.Method != http.MethodPost {
+		e.writeDescription(w)
+		return
+	}
+
+	f, rerr := e.parseBody(w, r)
+	if rerr != nil {
+		e.rejectRequest(w, r, rerr)
+		return
+	}
+	action, prefix, rerr := e.findAction(f)
+	if rerr != nil {
+		e.rejectRequest(w, r, rerr)
+		return
+	}
+	if action == nil {
+		e.writeDescription(w)
+		return
+	}
+	raw, rerr := e.collect(f, prefix)
+	if rerr != nil {
+		e.rejectRequest(w, r, rerr)
+		return
+	}
+
+	sub := &Submission{Action: action.Name, Site: e.site, values: make(map[string]any)}
+	info := &requestInfo{endpoint: e, submission: sub}
+	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+	failure := action.Failure
+	if failure == nil {
+		failure = DefaultFailure
+	}
+
+	entry, err := e.checkToken(r.Context(), raw)
+	if err != nil {
+		if !IsAuthError([]error{err}) {
+			e.logger.ErrorContext(r.Context(), "checking a token failed, so the request was refused",
+				slog.String("page", pageURL(r)), slog.String("site_id", e.site.ID), slog.String("error", err.Error()))
+			w.Header().Set("Retry-After", "5")
+			writeMessages(w, http.StatusServiceUnavailable, "The token could not be checked because the token store is unavailable. Try again later.")
+			return
+		}
+		failure(w, r, []error{err})
+		return
+	}
+	sub.TokenID = entry.ID
+
+	if errs := e.validate(raw, sub); len(errs) > 0 {
+		failure(w, r, errs)
+		return
+	}
+	e.succeed(w, r, action, sub)
+}
+
+func (e *Endpoint) succeed(w http.ResponseWriter, r *http.Request, action *Action, sub *Submission) {
+	result, err := action.Success(r.Context(), sub)
+	if err != nil {
+		e.logger.ErrorContext(r.Context(), "hook action failed",
+			slog.String("action", action.Name), slog.String("page", pageURL(r)),
+			slog.String("site_id", e.site.ID), slog.String("error", err.Error()))
+		writeMessages(w, http.StatusInternalServerError, "The action failed. The error has been logged.")
+		return
+	}
+	if result == nil {
+		result = map[string]any{"status": 0}
+	}
+	writeJSON(w, http.StatusOK, result)
+}
+
+func (e *Endpoint) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if p == http.ErrAbortHandler {
+		panic(p)
+	}
+	e.logger.ErrorContext(r.Context(), "hook handler panicked",
+		slog.String("page", pageURL(r)), slog.String("panic", fmt.Sprint(p)))
+	writeMessages(w, http.StatusInternalServerError, "The action failed. The error has been logged.")
+}
+
+// tokenInQuery reports whether the URL query names a token field, bare or
+// with any of the endpoint's prefixes.
+func (e *Endpoint) tokenInQuery(r *http.Request) bool {
+	if r.URL.RawQuery == "" || len(e.tokenFields) == 0 {
+		return false
+	}
+	q, _ := url.ParseQuery(r.URL.RawQuery)
+	for _, f := range e.tokenFields {
+		if _, ok := q[f.Name]; ok {
+			return true
+		}
+		for _, p := range e.prefixes {
+			if _, ok := q[p+f.Name]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// findAction returns the one action the form names and the prefix it was
+// named with, nil when it names none, or a rejection when it names several.
+func (e *Endpoint) findAction(f form) (*Action, string, *requestError) {
+	var found *Action
+	var prefix string
+	for _, p := range e.prefixes {
+		for i := range e.hook.Actions {
+			a := &e.hook.Actions[i]
+			if _, ok := f[e.actionField(p, a.Name)]; !ok {
+				continue
+			}
+			if found != nil {
+				return nil, "", reject(http.StatusBadRequest, "The submission names more than one action: send exactly one.")
+			}
+			found, prefix = a, p
+		}
+	}
+	return found, prefix, nil
+}
+
+// collect returns the single value of each declared field present in f
+// under prefix. A field sent several times with different values, or with
+// text that is not valid UTF-8, is rejected without quoting the value.
+func (e *Endpoint) collect(f form, prefix string) (map[string]string, *requestError) {
+	out := make(map[string]string, len(e.fields))
+	for name, field := range e.fields {
+		vs, ok := f[prefix+name]
+		if !ok {
+			continue
+		}
+		for _, v := range vs[1:] {
+			if v != vs[0] {
+				return nil, reject(http.StatusBadRequest, field.title()+": given more than once with different values; send it once.")
+			}
+		}
+		if !utf8.ValidString(vs[0]) {
+			return nil, reject(http.StatusBadRequest, field.title()+": is not valid UTF-8 text.")
+		}
+		out[field.Name] = vs[0]
+	}
+	return out, nil
+}
+
+// checkToken checks every token field. A hook without one accepts every
+// request.
+func (e *Endpoint) checkToken(ctx context.Context, raw map[string]string) (token.Entry, error) {
+	var entry token.Entry
+	for _, f := range e.tokenFields {
+		supplied := raw[f.Name]
+		if supplied == "" {
+			return token.Entry{}, &token.MismatchError{Reason: token.ReasonMissing}
+		}
+		got, err := e.verifier.Verify(ctx, e.site.ID, supplied)
+		if err != nil {
+			return token.Entry{}, err
+		}
+		entry = got
+	}
+	return entry, nil
+}
+
+// validate parses every field but the token into sub and returns the
+// problems, one error each.
+func (e *Endpoint) validate(raw map[string]string, sub *Submission) []error {
+	var errs []error
+	for i := range e.hook.Fields {
+		f := &e.hook.Fields[i]
+		if f.Kind == AuthToken {
+			continue
+		}
+		v, present := raw[f.Name]
+		absent := !present || (v == "" && f.Kind != Text && f.Kind != TextLine && f.Kind != ASCIILine)
+		if absent || (v == "" && f.Required) {
+			if f.Required {
+				errs = append(errs, f.problem(ErrRequired, "Required input is missing."))
+				continue
+			}
+			sub.values[f.Name] = f.defaultValue()
+			continue
+		}
+		parsed, err := f.parse(v)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sub.values[f.Name] = parsed
+	}
+	return errs
+}
+
+// rejectRequest logs a rejected request and answers it.
+func (e *Endpoint) rejectRequest(w http.ResponseWriter, r *http.Request, rerr *requestError) {
+	e.logger.InfoContext(r.Context(), "request rejected",
+		slog.Int("status", rerr.status), slog.String("reason", rerr.message),
+		slog.String("page", pageURL(r)), slog.String("client", e.clientAddr(r)), slog.String("site_id", e.site.ID))
+	writeMessages(w, rerr.status, rerr.message)
+}
+
+// maxPageURL bounds the page URL kept in logs and audit rows, because the
+// Host header is chosen by the client.
+const maxPageURL = 2048
+
+// pageURL returns the URL of the requested page without its query string or
+// fragment, which may hold secrets.
+func pageURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	u := scheme + "://" + r.Host + r.URL.EscapedPath()
+	if len(u) > maxPageURL {
+		u = u[:maxPageURL]
+	}
+	return strings.ToValidUTF8(u, "\uFFFD")
+}
