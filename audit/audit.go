@@ -25,9 +25,37 @@ const Subsystem = "gs.auth.token"
 
 // Event codes, as stored in the event_code column.
 const (
-	// CodeMismatch is an unknown or wrong token presented to a hook.
+	// CodeMismatch is an unknown or malformed token presented to a hook.
 	CodeMismatch = "1"
+	// CodeExpired is a known token presented after its expiry, or after
+	// the grace period of a rotation.
+	CodeExpired = "2"
+	// CodeRevoked is a revoked token presented to a hook.
+	CodeRevoked = "3"
+	// CodeWrongSite is a token of one site presented to another.
+	CodeWrongSite = "4"
+	// CodeThrottled is a client locked out after too many failures. It is
+	// written once per lockout, not per refused request.
+	CodeThrottled = "5"
 )
+
+// CodeName returns a short description of an event code of this
+// subsystem, such as "token mismatch".
+func CodeName(code string) string {
+	switch code {
+	case CodeMismatch:
+		return "token mismatch"
+	case CodeExpired:
+		return "expired token"
+	case CodeRevoked:
+		return "revoked token"
+	case CodeWrongSite:
+		return "other site's token"
+	case CodeThrottled:
+		return "client throttled"
+	}
+	return "event " + code
+}
 
 // IDLength is the length of an event id: 22 base-62 characters, about 131
 // random bits, so ids of events written at the same instant on the same

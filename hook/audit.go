@@ -3,6 +3,7 @@ package hook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -81,17 +82,43 @@ func LogAuthError(ctx context.Context, r *http.Request, errs []error) {
 		e.logger.DebugContext(ctx, "request without a token", attrs...)
 		return
 	}
+	if mismatch.TokenID != "" {
+		attrs = append(attrs, slog.String("token_id", mismatch.TokenID), slog.String("token_name", mismatch.TokenName))
+	}
 	e.logger.WarnContext(ctx, "authentication token mismatch", attrs...)
+	e.record(ctx, mismatchEvent(mismatch, e.site.ID, page, client))
+}
+
+// mismatchEvent returns the audit event of a rejected token. An unknown or
+// malformed token keeps GroupServer's code 1 with the client address as
+// its detail; a known token that is expired, revoked or of another site
+// gets its own code and a detail that names it, so that an administrator
+// can find the client that still uses it.
+func mismatchEvent(m *token.MismatchError, siteID, page, client string) audit.Event {
+	ev := audit.Event{Code: audit.CodeMismatch, SiteID: siteID, InstanceDatum: page, SupplementaryDatum: client}
+	var what string
+	switch m.Reason {
+	case token.ReasonExpired:
+		ev.Code, what = audit.CodeExpired, "expired"
+	case token.ReasonRevoked:
+		ev.Code, what = audit.CodeRevoked, "revoked"
+	case token.ReasonWrongSite:
+		ev.Code, what = audit.CodeWrongSite, "other site's"
+	default:
+		return ev
+	}
+	ev.SupplementaryDatum = fmt.Sprintf("%s token %q (id %s) presented by %s", what, m.TokenName, m.TokenID, client)
+	return ev
+}
+
+// record writes an audit event when the endpoint has an audit writer. The
+// write does not stop when the client goes away, so that every failure is
+// recorded; the recorder logs a write that fails.
+func (e *Endpoint) record(ctx context.Context, ev audit.Event) {
 	if e.recorder == nil {
 		return
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()
-	// Record logs its own failure with the event's fields.
-	_ = e.recorder.Record(actx, audit.Event{
-		Code:               audit.CodeMismatch,
-		SiteID:             e.site.ID,
-		InstanceDatum:      page,
-		SupplementaryDatum: client,
-	})
+	_ = e.recorder.Record(actx, ev)
 }

@@ -103,6 +103,19 @@ func WithAudit(w audit.Writer) Option {
 	return func(e *Endpoint) { e.auditWriter = w }
 }
 
+// WithThrottle counts failed authentications per client address in t and
+// answers 429, without checking anything, to an address that is locked
+// out. The default is no throttling; share one Throttle between the
+// endpoints of a server.
+func WithThrottle(t *Throttle) Option { return func(e *Endpoint) { e.throttle = t } }
+
+// WithInstallWideTokens sets whether a site accepts install-wide tokens
+// (those of site ""), GroupServer's plain-text token among them. The
+// default is true; a site that opts out accepts only its own tokens.
+func WithInstallWideTokens(accept bool) Option {
+	return func(e *Endpoint) { e.rejectInstallWide = !accept }
+}
+
 // WithLogger sets the logger. The default is [slog.Default].
 func WithLogger(l *slog.Logger) Option { return func(e *Endpoint) { e.logger = l } }
 
@@ -126,6 +139,9 @@ type Endpoint struct {
 	recorder    *audit.Recorder
 	logger      *slog.Logger
 	clientAddr  func(*http.Request) string
+	throttle    *Throttle
+
+	rejectInstallWide bool
 
 	fields      map[string]*Field // by name, without prefix
 	tokenFields []*Field

@@ -2,13 +2,18 @@ package hook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/gs-auth-token/gs-auth-token/audit"
 	"github.com/gs-auth-token/gs-auth-token/token"
 )
 
@@ -75,6 +80,12 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.writeDescription(w)
 		return
 	}
+	if e.throttle != nil {
+		if wait, blocked := e.throttle.Blocked(e.clientAddr(r)); blocked {
+			e.rejectThrottled(w, r, wait)
+			return
+		}
+	}
 
 	f, rerr := e.parseBody(w, r)
 	if rerr != nil {
@@ -104,8 +115,13 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		failure = DefaultFailure
 	}
 
-	entry, err := e.checkToken(r.Context(), raw)
+	entry, err := e.checkToken(r, raw)
 	if err != nil {
+		var rerr *requestError
+		if errors.As(err, &rerr) {
+			e.rejectRequest(w, r, rerr)
+			return
+		}
 		if !IsAuthError([]error{err}) {
 			e.logger.ErrorContext(r.Context(), "checking a token failed, so the request was refused",
 				slog.String("page", pageURL(r)), slog.String("site_id", e.site.ID), slog.String("error", err.Error()))
@@ -113,6 +129,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeMessages(w, http.StatusServiceUnavailable, "The token could not be checked because the token store is unavailable. Try again later.")
 			return
 		}
+		e.countFailure(r)
 		failure(w, r, []error{err})
 		return
 	}
@@ -216,22 +233,78 @@ func (e *Endpoint) collect(f form, prefix string) (map[string]string, *requestEr
 	return out, nil
 }
 
-// checkToken checks every token field. A hook without one accepts every
-// request.
-func (e *Endpoint) checkToken(ctx context.Context, raw map[string]string) (token.Entry, error) {
+// checkToken checks the token of every token field, taken from the body or
+// from an "Authorization: Bearer" header. A hook without a token field
+// accepts every request. A header and a body that carry different tokens
+// are rejected with a *requestError; a malformed header fails as a
+// mismatch.
+func (e *Endpoint) checkToken(r *http.Request, raw map[string]string) (token.Entry, error) {
+	if len(e.tokenFields) == 0 {
+		return token.Entry{}, nil
+	}
+	header, present, ok := bearerToken(r)
+	if !ok {
+		return token.Entry{}, &token.MismatchError{Reason: token.ReasonMalformed}
+	}
+
 	var entry token.Entry
 	for _, f := range e.tokenFields {
 		supplied := raw[f.Name]
+		if present {
+			if supplied != "" && supplied != header {
+				return token.Entry{}, reject(http.StatusBadRequest,
+					f.title()+": the Authorization header and the body carry different tokens; send one.")
+			}
+			supplied = header
+		}
 		if supplied == "" {
 			return token.Entry{}, &token.MismatchError{Reason: token.ReasonMissing}
 		}
-		got, err := e.verifier.Verify(ctx, e.site.ID, supplied)
+		got, err := e.verifier.Verify(r.Context(), e.site.ID, supplied)
 		if err != nil {
 			return token.Entry{}, err
+		}
+		if got.SiteID == "" && e.site.ID != "" && e.rejectInstallWide {
+			return token.Entry{}, &token.MismatchError{Reason: token.ReasonWrongSite, TokenID: got.ID, TokenName: got.Name}
 		}
 		entry = got
 	}
 	return entry, nil
+}
+
+// countFailure counts a failed authentication against the client and,
+// when it starts a lockout, logs and audits the lockout once.
+func (e *Endpoint) countFailure(r *http.Request) {
+	if e.throttle == nil {
+		return
+	}
+	client := e.clientAddr(r)
+	if !e.throttle.Failure(client) {
+		return
+	}
+	page := pageURL(r)
+	e.logger.WarnContext(r.Context(), "client locked out after too many failed authentications",
+		slog.String("client", client), slog.String("page", page), slog.String("site_id", e.site.ID))
+	e.record(r.Context(), audit.Event{
+		Code:               audit.CodeThrottled,
+		SiteID:             e.site.ID,
+		InstanceDatum:      page,
+		SupplementaryDatum: client + " locked out after too many failed authentications",
+	})
+}
+
+// rejectThrottled answers a locked-out client with 429 and Retry-After,
+// without reading its body or checking its token.
+func (e *Endpoint) rejectThrottled(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	seconds := int(math.Ceil(wait.Seconds()))
+	if seconds < 1 {
+		seconds = 1
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(seconds))
+	e.logger.DebugContext(r.Context(), "request from a locked-out client refused",
+		slog.String("client", e.clientAddr(r)), slog.String("page", pageURL(r)))
+	writeMessages(w, http.StatusTooManyRequests,
+		fmt.Sprintf("Too many failed authentications from this address. Try again in %d seconds.", seconds))
 }
 
 // validate parses every field but the token into sub and returns the

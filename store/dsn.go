@@ -90,7 +90,8 @@ func parsePostgres(s string) (DSN, error) {
 		return DSN{}, &DSNError{DSN: s, Problem: "the PostgreSQL URL names no host",
 			Hint: "write postgresql://USER@HOST:PORT/DB"}
 	}
-	cfg, err := pgx.ParseConfig(s)
+	scheme, rest, _ := strings.Cut(s, ":") // pgx accepts only a lower-case scheme
+	cfg, err := pgx.ParseConfig(strings.ToLower(scheme) + ":" + rest)
 	if err != nil {
 		return DSN{}, &DSNError{DSN: s, Problem: "invalid PostgreSQL URL: " + scrub(err.Error(), passwordOf(s)),
 			Hint: "check the port, the query parameters and their values"}
@@ -141,7 +142,7 @@ func describeURLError(err error) string {
 	return "it does not parse as a URL"
 }
 
-var passwordParam = regexp.MustCompile(`(?i)(password=)[^&\s]*`)
+var passwordParam = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*(?:'|$)|[^&\s]*)`)
 
 // Redact returns s with any password masked as "xxxxx": the password in a
 // URL's user information and any password= parameter. It masks more than

@@ -103,14 +103,27 @@ func (s *Store) TokenSet(ctx context.Context, siteID string) (*token.Set, error)
 }
 
 // Verify checks supplied against the tokens site siteID accepts, reading
-// them from the database on every call. It returns the matching entry, a
-// [*token.MismatchError], or an error matching [ErrUnavailable].
+// them from the database on every call: a token in the new format by its
+// id, and any other against GroupServer's plain-text token. It returns the
+// matching entry, a [*token.MismatchError], or an error matching
+// [ErrUnavailable]. A match records the token's last use, at most once per
+// [LastUseInterval].
 func (s *Store) Verify(ctx context.Context, siteID, supplied string) (token.Entry, error) {
+	if supplied == "" {
+		return token.Entry{}, &token.MismatchError{Reason: token.ReasonMissing}
+	}
+	if token.HasPrefix(supplied) {
+		return s.verifyNamed(ctx, siteID, supplied)
+	}
 	set, err := s.TokenSet(ctx, siteID)
 	if err != nil {
 		return token.Entry{}, err
 	}
-	return set.Check(supplied)
+	entry, err := set.Check(supplied)
+	if err == nil {
+		s.usage.touch(entry.ID, s.now())
+	}
+	return entry, err
 }
 
 // CreateLegacyTokenIfNone stores tok as the install-wide token when no

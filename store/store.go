@@ -24,10 +24,12 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -59,6 +61,9 @@ type Store struct {
 	secrets  []string
 	logger   *slog.Logger
 	readOnly bool
+	now      func() time.Time
+	random   io.Reader
+	usage    *usageRecorder
 }
 
 // Option configures [Open].
@@ -70,6 +75,18 @@ func WithLogger(l *slog.Logger) Option {
 	return func(s *Store) { s.logger = l }
 }
 
+// WithClock sets the clock that decides expiry and dates new tokens and
+// events. The default is [time.Now]; tests inject their own.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) { s.now = now }
+}
+
+// WithRandom sets the random source of new tokens. The default is
+// crypto/rand; tests inject a failing one.
+func WithRandom(r io.Reader) Option {
+	return func(s *Store) { s.random = r }
+}
+
 // Open parses dsn, opens the database and checks that it answers. A SQLite
 // file that does not exist is created with mode 0600. Open does not migrate:
 // call [Store.Migrate] for that.
@@ -78,7 +95,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dsn: d, secrets: passwordOf(dsn), logger: slog.New(slog.DiscardHandler)}
+	s := &Store{dsn: d, secrets: passwordOf(dsn), logger: slog.New(slog.DiscardHandler), now: time.Now, random: rand.Reader}
 	if pw := os.Getenv("PGPASSWORD"); pw != "" {
 		s.secrets = append(s.secrets, pw)
 	}
@@ -99,6 +116,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.db.Close()
 		return nil, s.opError("connect to", err)
 	}
+	s.usage = newUsageRecorder(s)
 	return s, nil
 }
 
@@ -108,8 +126,11 @@ func (s *Store) Backend() Backend { return s.dsn.Backend }
 // DSN returns the store's data source name with its password masked.
 func (s *Store) DSN() string { return s.dsn.String() }
 
-// Close closes the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close writes the last uses still queued and closes the connection pool.
+func (s *Store) Close() error {
+	s.usage.close()
+	return s.db.Close()
+}
 
 func (s *Store) openPostgres() {
 	cfg := s.dsn.pg.Copy()

@@ -26,6 +26,8 @@ type Entry struct {
 	Digest Digest
 	// ID names the token in logs and audit events. It is never secret.
 	ID string
+	// Name is the token's name, such as "mail-gateway", or empty.
+	Name string
 	// SiteID is the site the token belongs to. The empty string is the
 	// install-wide site.
 	SiteID string

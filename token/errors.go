@@ -22,6 +22,13 @@ const (
 	// ReasonNoneStored is a site with no usable stored token, which accepts
 	// nothing.
 	ReasonNoneStored
+	// ReasonExpired is a known token past its expiry, or past the grace
+	// period of a rotation.
+	ReasonExpired
+	// ReasonRevoked is a known token that was revoked.
+	ReasonRevoked
+	// ReasonWrongSite is a known token of another site.
+	ReasonWrongSite
 )
 
 // String returns a short lowercase phrase for the reason.
@@ -35,6 +42,12 @@ func (r Reason) String() string {
 		return "malformed token"
 	case ReasonNoneStored:
 		return "no token stored"
+	case ReasonExpired:
+		return "expired token"
+	case ReasonRevoked:
+		return "revoked token"
+	case ReasonWrongSite:
+		return "token of another site"
 	default:
 		return "rejected token"
 	}
@@ -45,6 +58,11 @@ func (r Reason) String() string {
 type MismatchError struct {
 	// Reason says why the token was rejected.
 	Reason Reason
+	// TokenID is the public id of the presented token when it is known,
+	// for an expired, revoked or other site's token.
+	TokenID string
+	// TokenName is the name of that token, or empty.
+	TokenName string
 }
 
 // Error returns the condition and the reason, for example

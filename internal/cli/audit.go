@@ -79,15 +79,6 @@ func parseSince(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// eventName describes an event code of the gs.auth.token subsystem.
-func eventName(code string) string {
-	switch code {
-	case audit.CodeMismatch:
-		return "token mismatch"
-	}
-	return "event " + code
-}
-
 type eventJSON struct {
 	ID     string    `json:"id"`
 	Date   time.Time `json:"date"`
@@ -95,14 +86,14 @@ type eventJSON struct {
 	Event  string    `json:"event"`
 	SiteID string    `json:"site_id"`
 	Page   string    `json:"page"`
-	Client string    `json:"client"`
+	Detail string    `json:"detail"`
 }
 
 func writeEventsJSON(a *app, events []audit.Event) error {
 	enc := json.NewEncoder(a.stdout)
 	for _, e := range events {
-		if err := enc.Encode(eventJSON{ID: e.ID, Date: e.Date.UTC(), Code: e.Code, Event: eventName(e.Code),
-			SiteID: e.SiteID, Page: e.InstanceDatum, Client: e.SupplementaryDatum}); err != nil {
+		if err := enc.Encode(eventJSON{ID: e.ID, Date: e.Date.UTC(), Code: e.Code, Event: audit.CodeName(e.Code),
+			SiteID: e.SiteID, Page: e.InstanceDatum, Detail: e.SupplementaryDatum}); err != nil {
 			return err
 		}
 	}
@@ -111,9 +102,9 @@ func writeEventsJSON(a *app, events []audit.Event) error {
 
 func writeEventsTable(a *app, events []audit.Event) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DATE (UTC)\tEVENT\tSITE\tPAGE\tCLIENT")
+	fmt.Fprintln(tw, "DATE (UTC)\tEVENT\tSITE\tPAGE\tDETAIL")
 	for _, e := range events {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Date.UTC().Format("2006-01-02 15:04:05"), eventName(e.Code),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Date.UTC().Format("2006-01-02 15:04:05"), audit.CodeName(e.Code),
 			strconv.Quote(e.SiteID), e.InstanceDatum, e.SupplementaryDatum)
 	}
 	return tw.Flush()

@@ -118,31 +118,9 @@ could not be reached, read or written.`,
 	}
 	root.PersistentFlags().StringVar(&a.dsnFlag, "dsn", "",
 		"data source name: postgresql://USER@HOST:PORT/DB or sqlite:PATH (default $"+DSNEnv+", then "+DefaultDSN+")")
-	root.AddCommand(a.createCommand(), a.migrateCommand(), a.serveCommand(), a.auditCommand())
+	root.AddCommand(a.createCommand(), a.rotateCommand(), a.revokeCommand(), a.listCommand(),
+		a.migrateCommand(), a.serveCommand(), a.auditCommand())
 	return root
-}
-
-func (a *app) createCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "create",
-		Short: "Replace the install-wide token with a new one and print it",
-		Long: `create makes a new random token, stores it in place of the install-wide
-token in one transaction, and prints it alone on standard output, so that
-scripts can capture it. The explanation goes to standard error.
-
-Every script that uses the old token stops working until its configuration
-is updated.`,
-		Args: noArgs,
-		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			tok, err := replaceLegacyToken(cmd.Context(), a.dsn())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stderr, "%s: stored a new token in %s; update every script that uses the old one\n", prog, store.Redact(a.dsn()))
-			fmt.Fprintln(a.stdout, tok)
-			return nil
-		}),
-	}
 }
 
 func (a *app) migrateCommand() *cobra.Command {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -16,7 +17,6 @@ import (
 	"github.com/gs-auth-token/gs-auth-token/hook"
 	"github.com/gs-auth-token/gs-auth-token/internal/server"
 	"github.com/gs-auth-token/gs-auth-token/store"
-	"github.com/gs-auth-token/gs-auth-token/token"
 )
 
 // shutdownTimeout bounds how long serve waits for requests in flight when
@@ -24,12 +24,16 @@ import (
 const shutdownTimeout = 30 * time.Second
 
 type serveOptions struct {
-	listen    string
-	siteID    string
-	siteName  string
-	maxBody   int64
-	logLevel  string
-	logFormat string
+	listen            string
+	siteID            string
+	siteName          string
+	maxBody           int64
+	logLevel          string
+	logFormat         string
+	throttleFailures  int
+	throttleWindow    time.Duration
+	trustedProxies    []string
+	rejectInstallWide bool
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -43,8 +47,10 @@ func (a *app) serveCommand() *cobra.Command {
   /gs-auth-token-check.json   action "check": 200 with the site when the token is
                               valid, 401 when it is not
 
-When the store holds no token, serve creates one and prints it once on
-standard output. Logs, including an access log without query strings, go to
+When no token is valid for the site, serve creates one named "default" and
+prints it once on standard output. Tokens may come in the body field
+"token" or in an "Authorization: Bearer TOKEN" header. A client address
+with too many failed authentications gets 429 until its count recovers. Logs, including an access log without query strings, go to
 standard error. SIGINT or SIGTERM stops it after the requests in flight.
 
 Try it:
@@ -62,6 +68,13 @@ Try it:
 	f.Int64Var(&o.maxBody, "max-body-bytes", hook.DefaultMaxBodyBytes, "largest request body accepted, in bytes")
 	f.StringVar(&o.logLevel, "log-level", "info", "least severe log level written: debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	f.IntVar(&o.throttleFailures, "throttle-failures", hook.DefaultFailures,
+		"failed authentications a client address may make per --throttle-window before it gets 429; 0 turns throttling off")
+	f.DurationVar(&o.throttleWindow, "throttle-window", hook.DefaultWindow, "window of --throttle-failures")
+	f.StringSliceVar(&o.trustedProxies, "trusted-proxy", nil,
+		"address or CIDR of a reverse proxy whose X-Forwarded-For header names the client; repeat for several (default none: the header is ignored)")
+	f.BoolVar(&o.rejectInstallWide, "reject-install-wide", false,
+		`accept only tokens of --site-id, not install-wide ones (site "") such as GroupServer's plain-text token`)
 	return cmd
 }
 
@@ -73,13 +86,24 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if o.maxBody <= 0 {
 		return &usageError{msg: fmt.Sprintf("invalid --max-body-bytes %d: must be positive", o.maxBody)}
 	}
+	if o.throttleFailures < 0 || o.throttleWindow <= 0 {
+		return &usageError{msg: fmt.Sprintf("invalid --throttle-failures %d or --throttle-window %s: use a count of 0 or more and a positive window",
+			o.throttleFailures, o.throttleWindow)}
+	}
+	trusted, err := parsePrefixes(o.trustedProxies)
+	if err != nil {
+		return err
+	}
+	if err := store.ValidateSiteID(o.siteID); err != nil {
+		return &usageError{msg: "invalid --site-id: " + err.Error()}
+	}
 
 	st, err := openStore(ctx, a.dsn(), []store.Option{store.WithLogger(logger)})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := a.ensureFirstToken(ctx, st, logger); err != nil {
+	if err := a.ensureFirstToken(ctx, st, o.siteID, logger); err != nil {
 		return err
 	}
 
@@ -89,10 +113,16 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 			hint: "choose another address with --listen, or stop the program that uses this one"}
 	}
 	site := hook.Site{ID: o.siteID, Name: o.siteName}
+	cfg := server.Config{Verifier: st, Audit: st, Site: site, Logger: logger, MaxBodyBytes: o.maxBody,
+		RejectInstallWide: o.rejectInstallWide}
+	if o.throttleFailures > 0 {
+		cfg.Throttle = hook.NewThrottle(o.throttleFailures, o.throttleWindow)
+	}
+	if len(trusted) > 0 {
+		cfg.ClientAddr = hook.ForwardedFor(trusted)
+	}
 	srv := &http.Server{
-		Handler: hook.AccessLog(logger)(server.Handler(server.Config{
-			Verifier: st, Audit: st, Site: site, Logger: logger, MaxBodyBytes: o.maxBody,
-		})),
+		Handler:           hook.AccessLog(logger)(server.Handler(cfg)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       5 * time.Minute,
 		WriteTimeout:      5 * time.Minute,
@@ -125,23 +155,43 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	return nil
 }
 
-// ensureFirstToken creates the install-wide token when the store has none,
-// and prints it once.
-func (a *app) ensureFirstToken(ctx context.Context, st *store.Store, logger *slog.Logger) error {
-	tok, err := token.Generate()
-	if err != nil {
+// ensureFirstToken creates a token named "default" for the site when no
+// token is valid for it, and prints it once.
+func (a *app) ensureFirstToken(ctx context.Context, st *store.Store, siteID string, logger *slog.Logger) error {
+	usable, err := st.HasUsableToken(ctx, siteID)
+	if err != nil || usable {
 		return err
 	}
-	created, err := st.CreateLegacyTokenIfNone(ctx, tok)
-	if err != nil {
-		return err
-	}
-	if !created {
+	tok, t, err := st.CreateToken(ctx, "default", siteID, 0)
+	if errors.Is(err, store.ErrExists) {
+		logger.Warn("no token is valid for the site, and a token named default exists but is expired; create one with 'gs-auth-token create --name NAME'",
+			slog.String("site_id", siteID))
 		return nil
 	}
-	logger.Info("the store had no token, so a new one was created and printed on standard output")
-	fmt.Fprintf(a.stdout, "A new token was created. It is shown only this once; put it in each client's configuration:\n\n    %s\n\n", tok)
+	if err != nil {
+		return err
+	}
+	logger.Info("no token was valid for the site, so a new one was created and printed on standard output",
+		slog.String("token_id", t.ID), slog.String("token_name", t.Name), slog.String("site_id", siteID))
+	fmt.Fprintf(a.stdout, "A new token named %q was created. It is shown only this once; put it in each client's configuration:\n\n    %s\n\n", t.Name, tok)
 	return nil
+}
+
+// parsePrefixes parses addresses and CIDR prefixes of trusted proxies.
+func parsePrefixes(values []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range values {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, &usageError{msg: fmt.Sprintf("invalid --trusted-proxy %q: use an address such as 10.0.0.5 or a CIDR such as 10.0.0.0/24", v)}
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // newLogger returns a slog logger writing to w at the given level and in the

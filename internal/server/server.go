@@ -32,6 +32,13 @@ type Config struct {
 	// MaxBodyBytes is the largest accepted body; zero means
 	// [hook.DefaultMaxBodyBytes].
 	MaxBodyBytes int64
+	// Throttle limits failed authentications per client; nil turns
+	// throttling off.
+	Throttle *hook.Throttle
+	// ClientAddr finds the client address; nil means the connection's.
+	ClientAddr func(*http.Request) string
+	// RejectInstallWide makes the hooks refuse install-wide tokens.
+	RejectInstallWide bool
 }
 
 // Handler returns a mux that serves both hooks, an index at "/" and JSON
@@ -45,6 +52,15 @@ func Handler(cfg Config) http.Handler {
 	}
 	if cfg.MaxBodyBytes > 0 {
 		opts = append(opts, hook.WithMaxBodyBytes(cfg.MaxBodyBytes))
+	}
+	if cfg.Throttle != nil {
+		opts = append(opts, hook.WithThrottle(cfg.Throttle))
+	}
+	if cfg.ClientAddr != nil {
+		opts = append(opts, hook.WithClientAddr(cfg.ClientAddr))
+	}
+	if cfg.RejectInstallWide {
+		opts = append(opts, hook.WithInstallWideTokens(false))
 	}
 	mux := http.NewServeMux()
 	mux.Handle(SomeHookPath, hook.New(SomeHook(), cfg.Verifier, opts...))
