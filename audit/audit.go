@@ -169,6 +169,10 @@ func (r *Recorder) Record(ctx context.Context, e Event) error {
 		if err = r.writer.WriteAuditEvent(ctx, e); err == nil {
 			return nil
 		}
+		if errors.Is(err, ErrQueueFull) || errors.Is(err, ErrClosed) {
+			// The batcher has logged the event already.
+			return fmt.Errorf("audit: writing event failed: %w", err)
+		}
 		if ctx.Err() != nil {
 			break
 		}

@@ -140,6 +140,7 @@ type Endpoint struct {
 	logger      *slog.Logger
 	clientAddr  func(*http.Request) string
 	throttle    *Throttle
+	stats       *Stats
 
 	rejectInstallWide bool
 

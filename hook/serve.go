@@ -122,6 +122,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			e.rejectRequest(w, r, rerr)
 			return
 		}
+		e.stats.add(outcomeOf(err))
 		if !IsAuthError([]error{err}) {
 			e.logger.ErrorContext(r.Context(), "checking a token failed, so the request was refused",
 				slog.String("page", pageURL(r)), slog.String("site_id", e.site.ID), slog.String("error", err.Error()))
@@ -136,9 +137,11 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sub.TokenID = entry.ID
 
 	if errs := e.validate(raw, sub); len(errs) > 0 {
+		e.stats.add(OutcomeInvalid)
 		failure(w, r, errs)
 		return
 	}
+	e.stats.add(OutcomeOK)
 	e.succeed(w, r, action, sub)
 }
 
@@ -300,6 +303,7 @@ func (e *Endpoint) rejectThrottled(w http.ResponseWriter, r *http.Request, wait 
 	if seconds < 1 {
 		seconds = 1
 	}
+	e.stats.add(OutcomeThrottled)
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))
 	e.logger.DebugContext(r.Context(), "request from a locked-out client refused",
 		slog.String("client", e.clientAddr(r)), slog.String("page", pageURL(r)))
@@ -338,6 +342,7 @@ func (e *Endpoint) validate(raw map[string]string, sub *Submission) []error {
 
 // rejectRequest logs a rejected request and answers it.
 func (e *Endpoint) rejectRequest(w http.ResponseWriter, r *http.Request, rerr *requestError) {
+	e.stats.add(OutcomeRejected)
 	e.logger.InfoContext(r.Context(), "request rejected",
 		slog.Int("status", rerr.status), slog.String("reason", rerr.message),
 		slog.String("page", pageURL(r)), slog.String("client", e.clientAddr(r)), slog.String("site_id", e.site.ID))

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -39,6 +40,26 @@ type Throttle struct {
 
 	mu      sync.Mutex
 	clients map[string]*clientState
+
+	lockouts, refused atomic.Int64
+}
+
+// ThrottleStats are counters of a Throttle.
+type ThrottleStats struct {
+	// Clients is the number of addresses tracked now.
+	Clients int
+	// Lockouts counts lockouts started.
+	Lockouts int64
+	// Refused counts requests refused while locked out.
+	Refused int64
+}
+
+// Stats returns the throttle's counters.
+func (t *Throttle) Stats() ThrottleStats {
+	t.mu.Lock()
+	n := len(t.clients)
+	t.mu.Unlock()
+	return ThrottleStats{Clients: n, Lockouts: t.lockouts.Load(), Refused: t.refused.Load()}
 }
 
 type clientState struct {
@@ -85,6 +106,7 @@ func (t *Throttle) Blocked(addr string) (time.Duration, bool) {
 		return 0, false
 	}
 	wait := time.Duration(math.Ceil((1 - tokens) / float64(t.limit) * float64(time.Second)))
+	t.refused.Add(1)
 	return wait, true
 }
 
@@ -105,6 +127,7 @@ func (t *Throttle) Failure(addr string) bool {
 	st.limiter.AllowN(now, 1)
 	if st.limiter.TokensAt(now) < 1 && !st.locked {
 		st.locked = true
+		t.lockouts.Add(1)
 		return true
 	}
 	return false

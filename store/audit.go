@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gs-auth-token/gs-auth-token/audit"
@@ -123,4 +124,34 @@ func isUniqueViolation(err error) bool {
 		return se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 	}
 	return false
+}
+
+// WriteAuditEvents inserts events in one statement, so all or none are
+// stored. It returns an error matching [audit.ErrDuplicateID] when an id is
+// taken.
+func (s *Store) WriteAuditEvents(ctx context.Context, events []audit.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO audit_event
+		(id, event_date, subsystem, event_code, user_id, instance_user_id, site_id, group_id, instance_datum, supplementary_datum)
+		VALUES `)
+	args := make([]any, 0, len(events)*10)
+	for i, e := range events {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, e.ID, s.timeArg(e.Date), e.Subsystem, e.Code, nullable(e.UserID), nullable(e.InstanceUserID),
+			e.SiteID, nullable(e.GroupID), nullable(e.InstanceDatum), nullable(e.SupplementaryDatum))
+	}
+	_, err := s.db.ExecContext(ctx, s.rebind(b.String()), args...)
+	if err == nil {
+		return nil
+	}
+	if isUniqueViolation(err) {
+		return fmt.Errorf("%w: in a batch of %d events", audit.ErrDuplicateID, len(events))
+	}
+	return s.opError("write audit events to", err)
 }

@@ -52,6 +52,7 @@ func (s *Store) ReplaceLegacyToken(ctx context.Context, tok string) error {
 	if err := tx.Commit(); err != nil {
 		return s.opError("replace token in", err)
 	}
+	s.caches.invalidate()
 	return nil
 }
 
@@ -159,5 +160,6 @@ func (s *Store) CreateLegacyTokenIfNone(ctx context.Context, tok string) (bool, 
 	if err := tx.Commit(); err != nil {
 		return false, s.opError("create token in", err)
 	}
+	s.caches.invalidate()
 	return true, nil
 }

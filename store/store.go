@@ -64,6 +64,7 @@ type Store struct {
 	now      func() time.Time
 	random   io.Reader
 	usage    *usageRecorder
+	caches   cacheSet
 }
 
 // Option configures [Open].

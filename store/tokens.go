@@ -139,6 +139,7 @@ func (s *Store) CreateToken(ctx context.Context, name, siteID string, expiresIn 
 	if err := tx.Commit(); err != nil {
 		return "", Token{}, s.opError("create token in", err)
 	}
+	s.caches.invalidate()
 	return plain, t, nil
 }
 
@@ -191,6 +192,7 @@ func (s *Store) RotateToken(ctx context.Context, name, siteID string, grace, exp
 	if err := tx.Commit(); err != nil {
 		return "", Token{}, Token{}, s.opError("rotate token in", err)
 	}
+	s.caches.invalidate()
 	old.ReplacedBy, old.Expires = t.ID, end
 	return plain, t, old, nil
 }
@@ -230,6 +232,7 @@ func (s *Store) RevokeToken(ctx context.Context, ref, siteID string) ([]Token, e
 	if err := tx.Commit(); err != nil {
 		return nil, s.opError("revoke token in", err)
 	}
+	s.caches.invalidate()
 	return targets, nil
 }
 
@@ -278,6 +281,7 @@ func (s *Store) RetireLegacyToken(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, s.opError("retire token in", err)
 	}
+	s.caches.invalidate()
 	return n > 0, nil
 }
 
@@ -304,17 +308,9 @@ func (s *Store) verifyNamed(ctx context.Context, siteID, supplied string) (token
 	}
 
 	t := row.Token
-	mismatch := func(r token.Reason) error {
-		return &token.MismatchError{Reason: r, TokenID: t.ID, TokenName: t.Name}
-	}
 	now := s.now()
-	switch {
-	case !t.Revoked.IsZero():
-		return token.Entry{}, mismatch(token.ReasonRevoked)
-	case !t.Expires.IsZero() && !now.Before(t.Expires):
-		return token.Entry{}, mismatch(token.ReasonExpired)
-	case t.SiteID != "" && t.SiteID != siteID:
-		return token.Entry{}, mismatch(token.ReasonWrongSite)
+	if err := judge(&t, siteID, now); err != nil {
+		return token.Entry{}, err
 	}
 	s.usage.touch(t.ID, now)
 	return token.Entry{Digest: row.digest, ID: t.ID, Name: t.Name, SiteID: t.SiteID}, nil
@@ -330,28 +326,57 @@ type tokenRow struct {
 }
 
 func (s *Store) tokenByID(ctx context.Context, id string) (tokenRow, error) {
-	var r tokenRow
-	var digestHex string
-	var created, expires, revoked any
-	var replaced sql.NullString
-	err := s.db.QueryRowContext(ctx, s.rebind(`SELECT id, name, site_id, digest, created_at, expires_at, revoked_at, replaced_by
-		FROM gs_auth_token WHERE id = ?`), id).Scan(&r.ID, &r.Name, &r.SiteID, &digestHex, &created, &expires, &revoked, &replaced)
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, ErrNotFound
-	}
+	rows, err := s.tokenRows(ctx, "WHERE id = ?", id)
 	if err != nil {
-		return r, s.opError("read tokens from", err)
+		return tokenRow{}, err
 	}
-	if err := r.setTimes(created, expires, revoked); err != nil {
-		return r, s.opError("read tokens from", err)
+	if len(rows) == 0 {
+		return tokenRow{}, ErrNotFound
 	}
-	r.ReplacedBy = replaced.String
-	b, err := hex.DecodeString(digestHex)
-	if err != nil || len(b) != len(r.digest) {
-		return r, s.opError("read tokens from", fmt.Errorf("token %s has a malformed digest", r.ID))
+	return rows[0], nil
+}
+
+// allTokenRows returns every token, the revoked and expired ones included,
+// so that presenting one is reported by its state rather than as unknown.
+//
+// NOTE: nothing prunes old revoked tokens, so the rows loaded grow with
+// every rotation; at thousands of rotations a reload reads thousands of rows.
+func (s *Store) allTokenRows(ctx context.Context) ([]tokenRow, error) {
+	return s.tokenRows(ctx, "")
+}
+
+func (s *Store) tokenRows(ctx context.Context, clause string, args ...any) ([]tokenRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.rebind(`SELECT id, name, site_id, digest, created_at, expires_at, revoked_at, replaced_by
+		FROM gs_auth_token `+clause), args...)
+	if err != nil {
+		return nil, s.opError("read tokens from", err)
 	}
-	copy(r.digest[:], b)
-	return r, nil
+	defer rows.Close()
+
+	var out []tokenRow
+	for rows.Next() {
+		var r tokenRow
+		var digestHex string
+		var created, expires, revoked any
+		var replaced sql.NullString
+		if err := rows.Scan(&r.ID, &r.Name, &r.SiteID, &digestHex, &created, &expires, &revoked, &replaced); err != nil {
+			return nil, s.opError("read tokens from", err)
+		}
+		if err := r.setTimes(created, expires, revoked); err != nil {
+			return nil, s.opError("read tokens from", err)
+		}
+		r.ReplacedBy = replaced.String
+		b, err := hex.DecodeString(digestHex)
+		if err != nil || len(b) != len(r.digest) {
+			return nil, s.opError("read tokens from", fmt.Errorf("token %s has a malformed digest", r.ID))
+		}
+		copy(r.digest[:], b)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.opError("read tokens from", err)
+	}
+	return out, nil
 }
 
 // queryer is what *sql.DB and *sql.Tx have in common.

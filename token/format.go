@@ -71,24 +71,44 @@ func ParseID(tok string) (string, error) {
 	if !inAlphabet(id) || !inAlphabet(rest) {
 		return "", ErrFormat
 	}
-	body := tok[:len(tok)-ChecksumLength]
-	if checksum(body) != tok[len(tok)-ChecksumLength:] {
+	sum := checksumDigits(tok[:len(tok)-ChecksumLength])
+	if string(sum[:]) != tok[len(tok)-ChecksumLength:] {
 		return "", ErrFormat
 	}
 	return id, nil
 }
 
-// checksum returns the CRC-32 (IEEE) of s as ChecksumLength base-62
+// crcTable is the IEEE CRC-32 table. crc32.ChecksumIEEE would need the
+// string copied to a heap slice; the loop in crcString reads it in place,
+// so that parsing a token allocates nothing.
+var crcTable = crc32.MakeTable(crc32.IEEE)
+
+// crcString returns the IEEE CRC-32 of s, the value crc32.ChecksumIEEE
+// returns for []byte(s).
+func crcString(s string) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crcTable[byte(crc)^s[i]] ^ (crc >> 8)
+	}
+	return ^crc
+}
+
+// checksumDigits returns the CRC-32 of s as ChecksumLength base-62
 // characters, most significant first. 62^6 exceeds 2^32, so every value
 // fits.
-func checksum(s string) string {
-	n := crc32.ChecksumIEEE([]byte(s))
+func checksumDigits(s string) [ChecksumLength]byte {
+	n := crcString(s)
 	var out [ChecksumLength]byte
 	for i := ChecksumLength - 1; i >= 0; i-- {
 		out[i] = Alphabet[n%62]
 		n /= 62
 	}
-	return string(out[:])
+	return out
+}
+
+func checksum(s string) string {
+	d := checksumDigits(s)
+	return string(d[:])
 }
 
 func inAlphabet(s string) bool {

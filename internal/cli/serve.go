@@ -14,7 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gs-auth-token/gs-auth-token/audit"
 	"github.com/gs-auth-token/gs-auth-token/hook"
+	"github.com/gs-auth-token/gs-auth-token/internal/metrics"
 	"github.com/gs-auth-token/gs-auth-token/internal/server"
 	"github.com/gs-auth-token/gs-auth-token/store"
 )
@@ -34,6 +38,10 @@ type serveOptions struct {
 	throttleWindow    time.Duration
 	trustedProxies    []string
 	rejectInstallWide bool
+	metricsListen     string
+	cache             bool
+	staleness         time.Duration
+	auditQueue        int
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -73,6 +81,13 @@ Try it:
 	f.DurationVar(&o.throttleWindow, "throttle-window", hook.DefaultWindow, "window of --throttle-failures")
 	f.StringSliceVar(&o.trustedProxies, "trusted-proxy", nil,
 		"address or CIDR of a reverse proxy whose X-Forwarded-For header names the client; repeat for several (default none: the header is ignored)")
+	f.StringVar(&o.metricsListen, "metrics-listen", "",
+		"address and port for Prometheus metrics at /metrics, apart from the hooks (default off)")
+	f.BoolVar(&o.cache, "cache", true, "check tokens against an in-memory copy; false queries the database on every request")
+	f.DurationVar(&o.staleness, "cache-staleness", store.DefaultStaleness,
+		"oldest the in-memory copy of the tokens may be before checks fail closed; it is reloaded at half this, and at once on PostgreSQL notifications")
+	f.IntVar(&o.auditQueue, "audit-queue", audit.DefaultQueueSize,
+		"audit events that may wait to be written; beyond that an event is logged at error level and dropped")
 	f.BoolVar(&o.rejectInstallWide, "reject-install-wide", false,
 		`accept only tokens of --site-id, not install-wide ones (site "") such as GroupServer's plain-text token`)
 	return cmd
@@ -113,10 +128,30 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 			hint: "choose another address with --listen, or stop the program that uses this one"}
 	}
 	site := hook.Site{ID: o.siteID, Name: o.siteName}
-	cfg := server.Config{Verifier: st, Audit: st, Site: site, Logger: logger, MaxBodyBytes: o.maxBody,
-		RejectInstallWide: o.rejectInstallWide}
+	batcher := audit.NewBatcher(st, logger, o.auditQueue)
+	defer closeBatcher(batcher, logger)
+	lag := metrics.NewLagHistogram()
+	cfg := server.Config{Verifier: st, Audit: batcher, Site: site, Logger: logger, MaxBodyBytes: o.maxBody,
+		RejectInstallWide: o.rejectInstallWide, Stats: &hook.Stats{}}
+	src := metrics.Sources{Hooks: cfg.Stats, Audit: batcher}
+	if o.cache {
+		cache, err := st.NewCache(ctx, store.WithStaleness(o.staleness), store.WithLagObserver(metrics.ObserveLag(lag)))
+		if err != nil {
+			return err
+		}
+		defer cache.Close()
+		cfg.Verifier, src.Cache = cache, cache
+	}
 	if o.throttleFailures > 0 {
 		cfg.Throttle = hook.NewThrottle(o.throttleFailures, o.throttleWindow)
+		src.Throttle = cfg.Throttle
+	}
+	if o.metricsListen != "" {
+		stop, err := serveMetrics(o.metricsListen, metrics.Registry(src, lag), logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if len(trusted) > 0 {
 		cfg.ClientAddr = hook.ForwardedFor(trusted)
@@ -175,6 +210,36 @@ func (a *app) ensureFirstToken(ctx context.Context, st *store.Store, siteID stri
 		slog.String("token_id", t.ID), slog.String("token_name", t.Name), slog.String("site_id", siteID))
 	fmt.Fprintf(a.stdout, "A new token named %q was created. It is shown only this once; put it in each client's configuration:\n\n    %s\n\n", t.Name, tok)
 	return nil
+}
+
+// closeBatcher writes the queued audit events before serve exits.
+func closeBatcher(b *audit.Batcher, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		logger.Error("writing the queued audit events failed; each was logged", slog.String("error", err.Error()))
+	}
+}
+
+// serveMetrics serves Prometheus metrics at /metrics on its own address,
+// so that nothing but hooks is exposed on the hook port. It returns a
+// function that stops it.
+func serveMetrics(addr string, reg *prometheus.Registry, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &exitError{code: ExitFailed, err: fmt.Errorf("listening on --metrics-listen %s failed: %w", addr, err),
+			hint: "choose another address with --metrics-listen"}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler(reg))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("serving metrics failed", slog.String("error", err.Error()))
+		}
+	}()
+	logger.Info("serving metrics", slog.String("address", "http://"+ln.Addr().String()+"/metrics"))
+	return func() { srv.Close() }, nil
 }
 
 // parsePrefixes parses addresses and CIDR prefixes of trusted proxies.

@@ -39,6 +39,8 @@ type Config struct {
 	ClientAddr func(*http.Request) string
 	// RejectInstallWide makes the hooks refuse install-wide tokens.
 	RejectInstallWide bool
+	// Stats counts the outcomes of submissions; nil counts nothing.
+	Stats *hook.Stats
 }
 
 // Handler returns a mux that serves both hooks, an index at "/" and JSON
@@ -58,6 +60,9 @@ func Handler(cfg Config) http.Handler {
 	}
 	if cfg.ClientAddr != nil {
 		opts = append(opts, hook.WithClientAddr(cfg.ClientAddr))
+	}
+	if cfg.Stats != nil {
+		opts = append(opts, hook.WithStats(cfg.Stats))
 	}
 	if cfg.RejectInstallWide {
 		opts = append(opts, hook.WithInstallWideTokens(false))
