@@ -9,9 +9,14 @@ import (
 // AccessLog is a middleware that logs one line per request at info level:
 // method, path, status, response size, duration and client address. It logs
 // the path without the query string, because queries can carry secrets.
+// When the logger does not log at info level, it costs nothing.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !logger.Enabled(r.Context(), slog.LevelInfo) {
+				next.ServeHTTP(w, r)
+				return
+			}
 			start := time.Now()
 			rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 			next.ServeHTTP(rec, r)

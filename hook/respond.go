@@ -15,33 +15,51 @@ const StatusValidationError = 100
 // audit trail only.
 const AuthFailedMessage = "Authentication failed: the token is missing or not valid for this site."
 
-// errorBody is GroupServer's JSON error answer.
-type errorBody struct {
-	Status  int      `json:"status"`
-	Message []string `json:"message"`
-}
+// Header values shared by every answer. net/http only reads them, so one
+// slice serves all responses without an allocation each.
+var (
+	jsonContentType = []string{"application/json"}
+	noSniff         = []string{"nosniff"}
+	noStore         = []string{"no-store"}
+)
 
-// writeJSON sends v as JSON with the given status.
+// writeJSON sends v as JSON, indented as GroupServer's answers are, with
+// the given status. A json.RawMessage is sent as it is.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "    ")
-	if err := enc.Encode(v); err != nil {
-		status = http.StatusInternalServerError
-		buf.Reset()
-		buf.WriteString(`{"status": 100, "message": ["The answer could not be encoded as JSON."]}` + "\n")
+	body, ok := v.(json.RawMessage)
+	if !ok {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetIndent("", "    ")
+		if err := enc.Encode(v); err != nil {
+			status = http.StatusInternalServerError
+			buf.Reset()
+			buf.WriteString(`{"status": 100, "message": ["The answer could not be encoded as JSON."]}` + "\n")
+		}
+		body = buf.Bytes()
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = jsonContentType
+	h["X-Content-Type-Options"] = noSniff
+	h["Cache-Control"] = noStore
 	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	w.Write(body)
 }
 
 // writeMessages sends GroupServer's error body with the given status.
 func writeMessages(w http.ResponseWriter, status int, messages ...string) {
-	writeJSON(w, status, errorBody{Status: StatusValidationError, Message: messages})
+	var buf bytes.Buffer
+	buf.WriteString("{\n    \"status\": 100,\n    \"message\": [")
+	for i, m := range messages {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString("\n        ")
+		q, _ := json.Marshal(m)
+		buf.Write(q)
+	}
+	buf.WriteString("\n    ]\n}\n")
+	writeJSON(w, status, json.RawMessage(buf.Bytes()))
 }
 
 // WriteErrors answers a failed submission: 401 with a WWW-Authenticate

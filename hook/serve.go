@@ -107,12 +107,17 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	sub := &Submission{Action: action.Name, Site: e.site, values: make(map[string]any)}
+	sub := &Submission{Action: action.Name, Site: e.site, values: make(map[string]any, len(e.hook.Fields))}
 	info := &requestInfo{endpoint: e, submission: sub}
-	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
-	failure := action.Failure
-	if failure == nil {
-		failure = DefaultFailure
+	ctx := context.WithValue(r.Context(), infoKey{}, info)
+	failure := func(errs []error) {
+		handler := action.Failure
+		if handler == nil {
+			handler = DefaultFailure
+		}
+		// Only failures need the request to carry the context, so the
+		// copy of the request is made here and not on every success.
+		handler(w, r.WithContext(ctx), errs)
 	}
 
 	entry, err := e.checkToken(r, raw)
@@ -131,22 +136,22 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		e.countFailure(r)
-		failure(w, r, []error{err})
+		failure([]error{err})
 		return
 	}
 	sub.TokenID = entry.ID
 
 	if errs := e.validate(raw, sub); len(errs) > 0 {
 		e.stats.add(OutcomeInvalid)
-		failure(w, r, errs)
+		failure(errs)
 		return
 	}
 	e.stats.add(OutcomeOK)
-	e.succeed(w, r, action, sub)
+	e.succeed(ctx, w, r, action, sub)
 }
 
-func (e *Endpoint) succeed(w http.ResponseWriter, r *http.Request, action *Action, sub *Submission) {
-	result, err := action.Success(r.Context(), sub)
+func (e *Endpoint) succeed(ctx context.Context, w http.ResponseWriter, r *http.Request, action *Action, sub *Submission) {
+	result, err := action.Success(ctx, sub)
 	if err != nil {
 		e.logger.ErrorContext(r.Context(), "hook action failed",
 			slog.String("action", action.Name), slog.String("page", pageURL(r)),
@@ -305,8 +310,10 @@ func (e *Endpoint) rejectThrottled(w http.ResponseWriter, r *http.Request, wait 
 	}
 	e.stats.add(OutcomeThrottled)
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))
-	e.logger.DebugContext(r.Context(), "request from a locked-out client refused",
-		slog.String("client", e.clientAddr(r)), slog.String("page", pageURL(r)))
+	if e.logger.Enabled(r.Context(), slog.LevelDebug) {
+		e.logger.DebugContext(r.Context(), "request from a locked-out client refused",
+			slog.String("client", e.clientAddr(r)), slog.String("page", pageURL(r)))
+	}
 	writeMessages(w, http.StatusTooManyRequests,
 		fmt.Sprintf("Too many failed authentications from this address. Try again in %d seconds.", seconds))
 }

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -83,6 +84,9 @@ var tokenField = hook.Field{
 	Required:    true,
 }
 
+// someHookAnswer is the example hook's answer, encoded once.
+var someHookAnswer = json.RawMessage("{\n    \"message\": [\n        \"Some hook ran.\"\n    ],\n    \"status\": 0\n}\n")
+
 // SomeHook is the example hook of GroupServer's documentation: a token
 // field and one action, some.
 func SomeHook() hook.Hook {
@@ -93,10 +97,7 @@ func SomeHook() hook.Hook {
 			Name:  "some",
 			Label: "Some",
 			Success: func(ctx context.Context, s *hook.Submission) (any, error) {
-				return map[string]any{
-					"status":  0,
-					"message": []string{"Some hook ran."},
-				}, nil
+				return someHookAnswer, nil
 			},
 		}},
 	}
