@@ -42,19 +42,31 @@ const (
 
 // Batcher writes audit events off the request path: WriteAuditEvent only
 // queues the event, and a goroutine writes the queue in batches of up to
-// MaxBatch events, or whatever has arrived MaxDelay after the first. A slow
-// or unreachable database therefore never delays an answer.
+// [DefaultMaxBatch] events, or whatever has arrived [DefaultMaxDelay] after
+// the first. A slow or unreachable database therefore never delays an
+// answer.
 //
-// A failed batch is retried with growing delays, and the queue fills
-// meanwhile. When the queue is full, WriteAuditEvent logs the event with
-// all its fields at error level, counts it as dropped, and returns
-// [ErrQueueFull]. Close writes what is queued.
+// With a [Spool] (see [WithSpool]), a batch that cannot be written, and an
+// event that finds the queue full, go to the spool file, and a goroutine
+// replays the spool into the database every second until it is empty, so
+// no event is lost, even across a restart. Without one, a failed batch is
+// retried with growing delays while the queue fills, and an event that
+// finds the queue full is logged with all its fields at error level,
+// counted as dropped, and refused with [ErrQueueFull]. Close writes what is
+// queued.
 type Batcher struct {
-	writer   BatchWriter
-	logger   *slog.Logger
-	queue    chan Event
-	maxBatch int
-	maxDelay time.Duration
+	writer    BatchWriter
+	logger    *slog.Logger
+	queue     chan Event
+	queueSize int
+	maxBatch  int
+	maxDelay  time.Duration
+	spool     *Spool
+	dbDown    atomic.Bool
+	replayed  atomic.Int64
+	spooled   atomic.Int64
+	replayNow chan struct{}
+	replayEnd chan struct{}
 
 	mu     sync.RWMutex
 	closed bool
@@ -73,24 +85,54 @@ type BatcherStats struct {
 	// Dropped counts events that found the queue full, or were still
 	// queued when Close gave up.
 	Dropped int64
-	// FailedBatches counts failed batch writes, each retried.
+	// FailedBatches counts failed batch writes, each retried or spooled.
 	FailedBatches int64
+	// Spooled counts events written to the spool; InSpool is how many wait
+	// there now; Replayed counts those later stored from it.
+	Spooled, Replayed int64
+	InSpool           int
 }
 
-// NewBatcher starts a Batcher that writes to w, with a queue of queueSize
-// events (zero or less means [DefaultQueueSize]), batches of
-// [DefaultMaxBatch] and a delay of [DefaultMaxDelay]. logger may be nil.
-func NewBatcher(w BatchWriter, logger *slog.Logger, queueSize int) *Batcher {
-	if queueSize <= 0 {
-		queueSize = DefaultQueueSize
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	b := &Batcher{writer: w, logger: logger, queue: make(chan Event, queueSize),
+// BatcherOption configures [NewBatcher].
+type BatcherOption func(*Batcher)
+
+// WithBatchLogger sets the logger. The default discards.
+func WithBatchLogger(l *slog.Logger) BatcherOption {
+	return func(b *Batcher) { b.logger = l }
+}
+
+// WithQueueSize sets the queue's capacity. The default is
+// [DefaultQueueSize].
+func WithQueueSize(n int) BatcherOption {
+	return func(b *Batcher) { b.queueSize = n }
+}
+
+// WithSpool keeps events that cannot be written in s and replays them.
+// The Batcher replays what an earlier process left in s at once.
+func WithSpool(s *Spool) BatcherOption {
+	return func(b *Batcher) { b.spool = s }
+}
+
+// NewBatcher starts a Batcher that writes to w.
+func NewBatcher(w BatchWriter, opts ...BatcherOption) *Batcher {
+	b := &Batcher{writer: w, logger: slog.New(slog.DiscardHandler), queueSize: DefaultQueueSize,
 		maxBatch: DefaultMaxBatch, maxDelay: DefaultMaxDelay,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}),
+		replayNow: make(chan struct{}, 1), replayEnd: make(chan struct{})}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.queueSize <= 0 {
+		b.queueSize = DefaultQueueSize
+	}
+	b.queue = make(chan Event, b.queueSize)
 	go b.run()
+	if b.spool != nil {
+		go b.replayLoop()
+		b.kickReplay()
+	} else {
+		close(b.replayEnd)
+	}
 	return b
 }
 
@@ -107,9 +149,12 @@ func (b *Batcher) WriteAuditEvent(ctx context.Context, e Event) error {
 	case b.queue <- e:
 		return nil
 	default:
-		b.drop(ctx, e, "the audit queue is full")
-		return ErrQueueFull
 	}
+	if b.spool != nil && b.toSpool([]Event{e}) == nil {
+		return nil
+	}
+	b.drop(ctx, e, "the audit queue is full")
+	return ErrQueueFull
 }
 
 func (b *Batcher) drop(ctx context.Context, e Event, why string) {
@@ -119,7 +164,12 @@ func (b *Batcher) drop(ctx context.Context, e Event, why string) {
 
 // Stats returns the batcher's counters.
 func (b *Batcher) Stats() BatcherStats {
-	return BatcherStats{Queued: len(b.queue), Written: b.written.Load(), Dropped: b.dropped.Load(), FailedBatches: b.failedBatches.Load()}
+	st := BatcherStats{Queued: len(b.queue), Written: b.written.Load(), Dropped: b.dropped.Load(),
+		FailedBatches: b.failedBatches.Load(), Spooled: b.spooled.Load(), Replayed: b.replayed.Load()}
+	if b.spool != nil {
+		st.InSpool = b.spool.Len()
+	}
+	return st
 }
 
 // Close stops accepting events and writes the queued ones, retrying failed
@@ -138,11 +188,18 @@ func (b *Batcher) Close(ctx context.Context) error {
 
 	select {
 	case <-b.done:
-		return nil
 	case <-ctx.Done():
 	}
 	close(b.stop)
 	<-b.done
+	<-b.replayEnd
+	if b.spool != nil {
+		b.replay()
+		if n := b.spool.Len(); n > 0 {
+			b.logger.Warn("audit events remain in the spool; the next start replays them",
+				slog.Int("events", n), slog.String("spool", b.spool.Path()))
+		}
+	}
 	if n := b.Stats().Queued; n > 0 {
 		return fmt.Errorf("audit: %d events were not written before the deadline", n)
 	}
@@ -179,9 +236,13 @@ func (b *Batcher) run() {
 	}
 }
 
-// flush writes a batch, retrying until it succeeds or Close gives up. It
-// reports whether the batch was written.
+// flush writes a batch, or spools it when the database is known to be
+// down or the write fails; without a spool it retries until it succeeds or
+// Close gives up. It reports whether the batch was stored or spooled.
 func (b *Batcher) flush(batch []Event) bool {
+	if b.spool != nil && b.dbDown.Load() && b.toSpool(batch) == nil {
+		return true
+	}
 	delay := batchRetryMin
 	for {
 		var err error
@@ -192,6 +253,14 @@ func (b *Batcher) flush(batch []Event) bool {
 			return true
 		}
 		b.failedBatches.Add(1)
+		if b.spool != nil {
+			b.dbDown.Store(true)
+			if b.toSpool(batch) == nil {
+				b.logger.Warn("writing audit events failed; they are kept in the spool until the database answers",
+					slog.Int("events", len(batch)), slog.String("spool", b.spool.Path()), slog.String("error", err.Error()))
+				return true
+			}
+		}
 		b.logger.Warn("writing audit events failed; retrying", slog.Int("events", len(batch)),
 			slog.Duration("retry_in", delay), slog.String("error", err.Error()))
 		select {
@@ -248,5 +317,80 @@ func (b *Batcher) abandon(batch []Event) {
 	}
 	for e := range b.queue {
 		b.drop(context.Background(), e, "the database could not be reached before shutdown")
+	}
+}
+
+// toSpool appends events to the spool, logging a failure.
+func (b *Batcher) toSpool(events []Event) error {
+	if err := b.spool.Append(events); err != nil {
+		b.logger.Error("writing audit events to the spool failed", slog.String("spool", b.spool.Path()), slog.String("error", err.Error()))
+		return err
+	}
+	b.spooled.Add(int64(len(events)))
+	b.kickReplay()
+	return nil
+}
+
+func (b *Batcher) kickReplay() {
+	select {
+	case b.replayNow <- struct{}{}:
+	default:
+	}
+}
+
+// replayInterval is how often the spool is replayed while it is not empty.
+const replayInterval = time.Second
+
+// replayLoop replays the spool every second while events wait in it.
+func (b *Batcher) replayLoop() {
+	defer close(b.replayEnd)
+	ticker := time.NewTicker(replayInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-b.done:
+			return
+		case <-ticker.C:
+		case <-b.replayNow:
+			// A spool written a moment ago is most likely written because
+			// the database is down, so wait for the tick before trying.
+			if b.dbDown.Load() {
+				continue
+			}
+		}
+		if b.spool.Len() > 0 {
+			b.replay()
+		}
+	}
+}
+
+// replay stores the spooled events. An id that is taken means the event
+// was stored before, by a write whose answer was lost, so it is skipped.
+func (b *Batcher) replay() {
+	n, err := b.spool.Replay(func(batch []Event) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := b.writer.WriteAuditEvents(ctx, batch)
+		if !errors.Is(err, ErrDuplicateID) {
+			return err
+		}
+		for _, e := range batch {
+			if err := b.writer.WriteAuditEvent(ctx, e); err != nil && !errors.Is(err, ErrDuplicateID) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.dbDown.Store(true)
+		b.logger.Debug("replaying the audit spool failed; trying again later", slog.String("error", err.Error()))
+		return
+	}
+	b.dbDown.Store(false)
+	if n > 0 {
+		b.replayed.Add(int64(n))
+		b.logger.Info("stored audit events from the spool", slog.Int("events", n), slog.String("spool", b.spool.Path()))
 	}
 }

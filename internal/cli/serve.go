@@ -42,6 +42,7 @@ type serveOptions struct {
 	cache             bool
 	staleness         time.Duration
 	auditQueue        int
+	auditSpool        string
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -88,6 +89,8 @@ Try it:
 		"oldest the in-memory copy of the tokens may be before checks fail closed; it is reloaded at half this, and at once on PostgreSQL notifications")
 	f.IntVar(&o.auditQueue, "audit-queue", audit.DefaultQueueSize,
 		"audit events that may wait to be written; beyond that an event is logged at error level and dropped")
+	f.StringVar(&o.auditSpool, "audit-spool", "",
+		"file that keeps audit events while the database is unreachable, replayed when it answers and at the next start; one per instance (default none: such events are retried in memory, and logged and dropped when the queue is full)")
 	f.BoolVar(&o.rejectInstallWide, "reject-install-wide", false,
 		`accept only tokens of --site-id, not install-wide ones (site "") such as GroupServer's plain-text token`)
 	return cmd
@@ -128,7 +131,19 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 			hint: "choose another address with --listen, or stop the program that uses this one"}
 	}
 	site := hook.Site{ID: o.siteID, Name: o.siteName}
-	batcher := audit.NewBatcher(st, logger, o.auditQueue)
+	batchOpts := []audit.BatcherOption{audit.WithBatchLogger(logger), audit.WithQueueSize(o.auditQueue)}
+	if o.auditSpool != "" {
+		spool, err := audit.OpenSpool(o.auditSpool)
+		if err != nil {
+			return &exitError{code: ExitFailed, err: err, hint: "give each instance its own --audit-spool file"}
+		}
+		defer spool.Close()
+		if n := spool.Len(); n > 0 {
+			logger.Info("the audit spool holds events from an earlier run; replaying them", slog.Int("events", n), slog.String("spool", o.auditSpool))
+		}
+		batchOpts = append(batchOpts, audit.WithSpool(spool))
+	}
+	batcher := audit.NewBatcher(st, batchOpts...)
 	defer closeBatcher(batcher, logger)
 	lag := metrics.NewLagHistogram()
 	cfg := server.Config{Verifier: st, Audit: batcher, Site: site, Logger: logger, MaxBodyBytes: o.maxBody,

@@ -1,0 +1,261 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gs-auth-token/gs-auth-token/audit"
+	"github.com/gs-auth-token/gs-auth-token/store"
+)
+
+// flakyWriter passes writes to a real store, fails them while down is set,
+// and, while lose is set, stores a batch but reports a failure, as when the
+// answer to a committed write is lost.
+type flakyWriter struct {
+	st   *store.Store
+	down atomic.Bool
+	lose atomic.Bool
+}
+
+var errDown = errors.New("database unreachable")
+
+func (f *flakyWriter) WriteAuditEvent(ctx context.Context, e audit.Event) error {
+	if f.down.Load() {
+		return errDown
+	}
+	return f.st.WriteAuditEvent(ctx, e)
+}
+
+func (f *flakyWriter) WriteAuditEvents(ctx context.Context, events []audit.Event) error {
+	if f.down.Load() {
+		return errDown
+	}
+	err := f.st.WriteAuditEvents(ctx, events)
+	if err == nil && f.lose.Load() {
+		return errDown
+	}
+	return err
+}
+
+func newBatchStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func queueEvents(t *testing.T, b *audit.Batcher, n int, page string) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		id, err := audit.NewID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := audit.Event{ID: id, Date: time.Now().UTC(), Subsystem: audit.Subsystem, Code: audit.CodeMismatch,
+			InstanceDatum: page, SupplementaryDatum: fmt.Sprintf("127.0.0.%d", i%250+1)}
+		if err := b.WriteAuditEvent(context.Background(), e); err != nil {
+			t.Fatalf("WriteAuditEvent %d: %v", i, err)
+		}
+	}
+}
+
+// countEvents returns how many events of page are stored, and how many
+// distinct ids they have.
+func countEvents(t *testing.T, st *store.Store, page string) (rows, ids int) {
+	t.Helper()
+	events, err := st.AuditEvents(context.Background(), store.AuditQuery{Limit: 100000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]bool)
+	for _, e := range events {
+		if e.InstanceDatum == page {
+			rows++
+			seen[e.ID] = true
+		}
+	}
+	return rows, len(seen)
+}
+
+func closeBatcher(t *testing.T, b *audit.Batcher) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func TestBatcherStoresEveryEvent(t *testing.T) {
+	st := newBatchStore(t)
+	b := audit.NewBatcher(st)
+	queueEvents(t, b, 250, "http://h/all")
+	closeBatcher(t, b)
+
+	rows, ids := countEvents(t, st, "http://h/all")
+	if rows != 250 {
+		t.Errorf("rows = %d, want 250", rows)
+	}
+	if ids != 250 {
+		t.Errorf("distinct ids = %d, want 250", ids)
+	}
+	if got := b.Stats().Written; got != 250 {
+		t.Errorf("Stats().Written = %d, want 250", got)
+	}
+}
+
+func TestBatcherQueueFullWithoutSpool(t *testing.T) {
+	st := newBatchStore(t)
+	w := &flakyWriter{st: st}
+	w.down.Store(true)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	b := audit.NewBatcher(w, audit.WithQueueSize(1), audit.WithBatchLogger(logger))
+
+	var full int
+	for i := 0; i < 50; i++ {
+		id, _ := audit.NewID()
+		err := b.WriteAuditEvent(context.Background(), audit.Event{ID: id, Date: time.Now(), Subsystem: audit.Subsystem,
+			Code: audit.CodeMismatch, InstanceDatum: "http://h/full"})
+		if errors.Is(err, audit.ErrQueueFull) {
+			full++
+		}
+	}
+	if full == 0 {
+		t.Fatal("no write found the queue full")
+	}
+	if got := b.Stats().Dropped; got != int64(full) {
+		t.Errorf("Stats().Dropped = %d, want %d", got, full)
+	}
+	mu.Lock()
+	logged := logs.String()
+	mu.Unlock()
+	if !bytes.Contains([]byte(logged), []byte("instance_datum=http://h/full")) {
+		t.Errorf("dropped events were not logged with their fields; log:\n%s", logged)
+	}
+	w.down.Store(false)
+	closeBatcher(t, b)
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestSpoolKeepsEventsDuringOutage(t *testing.T) {
+	st := newBatchStore(t)
+	w := &flakyWriter{st: st}
+	spool, err := audit.OpenSpool(filepath.Join(t.TempDir(), "audit.spool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	b := audit.NewBatcher(w, audit.WithSpool(spool), audit.WithQueueSize(10))
+
+	w.down.Store(true)
+	queueEvents(t, b, 300, "http://h/outage")
+	waitUntil(t, "events spooled", func() bool { return b.Stats().Queued == 0 && spool.Len() > 0 })
+	if rows, _ := countEvents(t, st, "http://h/outage"); rows != 0 {
+		t.Fatalf("rows during the outage = %d, want 0", rows)
+	}
+
+	w.down.Store(false)
+	waitUntil(t, "spool replayed", func() bool { return spool.Len() == 0 })
+	closeBatcher(t, b)
+	rows, ids := countEvents(t, st, "http://h/outage")
+	if rows != 300 {
+		t.Errorf("rows = %d, want 300", rows)
+	}
+	if ids != 300 {
+		t.Errorf("distinct ids = %d, want 300", ids)
+	}
+}
+
+func TestSpoolSurvivesRestartWithoutDuplicates(t *testing.T) {
+	st := newBatchStore(t)
+	path := filepath.Join(t.TempDir(), "audit.spool")
+	w := &flakyWriter{st: st}
+
+	// First process: some batches are stored but reported as failed, the
+	// rest cannot be stored at all; then it stops.
+	spool, err := audit.OpenSpool(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := audit.NewBatcher(w, audit.WithSpool(spool))
+	w.lose.Store(true)
+	queueEvents(t, b, 120, "http://h/restart")
+	waitUntil(t, "lost answers spooled", func() bool { return b.Stats().Queued == 0 && spool.Len() > 0 })
+	w.lose.Store(false)
+	w.down.Store(true)
+	queueEvents(t, b, 80, "http://h/restart")
+	closeBatcher(t, b)
+	spool.Close()
+
+	// Second process, with the database back.
+	w.down.Store(false)
+	spool2, err := audit.OpenSpool(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool2.Close()
+	if spool2.Len() == 0 {
+		t.Fatal("the spool was empty after the restart")
+	}
+	b2 := audit.NewBatcher(w, audit.WithSpool(spool2))
+	waitUntil(t, "spool replayed after restart", func() bool { return spool2.Len() == 0 })
+	closeBatcher(t, b2)
+
+	rows, ids := countEvents(t, st, "http://h/restart")
+	if rows != 200 {
+		t.Errorf("rows = %d, want 200", rows)
+	}
+	if ids != 200 {
+		t.Errorf("distinct ids = %d, want 200", ids)
+	}
+}
+
+func TestSpoolRejectsSecondOpener(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.spool")
+	s, err := audit.OpenSpool(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := audit.OpenSpool(path); err == nil {
+		t.Error("a second OpenSpool of a locked spool succeeded")
+	}
+}
+
+// waitUntil polls cond every 10 ms for up to 15 seconds.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
