@@ -63,7 +63,7 @@ func startServer(t *testing.T, cfg server.Config) *httptest.Server {
 	return srv
 }
 
-// response is the status, Content-Type and decoded JSON body of an answer.
+// response is the status, Content-Type and decoded JSON body of a response.
 type response struct {
 	status      int
 	contentType string
@@ -71,7 +71,7 @@ type response struct {
 	raw         string
 }
 
-// do sends req with a client that uses no proxy and decodes the answer.
+// do sends req with a client that uses no proxy and decodes the response.
 func do(t *testing.T, req *http.Request) response {
 	t.Helper()
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 30 * time.Second}
