@@ -14,8 +14,10 @@ import (
 )
 
 // auditTimeout bounds the audit write of one failure. The write does not
-// stop when the client goes away, so that every failure is recorded.
-const auditTimeout = 5 * time.Second
+// stop when the client goes away, so that every failure is recorded. It is
+// longer than SQLite's busy timeout, so that writers queued on SQLite's
+// write lock during a burst are not cut off while they wait.
+const auditTimeout = 30 * time.Second
 
 type infoKey struct{}
 

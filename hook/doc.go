@@ -54,7 +54,11 @@
 // An action's Failure handler, by default [DefaultFailure], receives the
 // errors. [LogAuthError], which a custom handler should call as GroupServer
 // handlers call log_auth_error, writes an audit event for a token mismatch
-// through the [audit.Writer] given with [WithAudit], and logs it.
+// through the [audit.Writer] given with [WithAudit], and logs it. A store
+// given there is written to during the request; an [audit.Batcher] over the
+// store writes off the request path, in batches, which suits bursts of
+// failures better (a burst of thousands on SQLite queues every writer on
+// its single write lock).
 //
 // # Prefixes
 //

@@ -21,7 +21,8 @@ const (
 	// Int is a decimal integer.
 	Int
 	// Bool is a flag: "1", "true", "on" or "yes" for true, and "0",
-	// "false", "off", "no" or "" for false, in any case.
+	// "false", "off" or "no" for false, in any case. An empty value counts
+	// as absent, so the field's Default applies.
 	Bool
 	// Choice is one of the field's Values.
 	Choice
@@ -175,7 +176,7 @@ func (f Field) parse(raw string) (any, error) {
 		switch strings.ToLower(raw) {
 		case "1", "true", "on", "yes":
 			return true, nil
-		case "0", "false", "off", "no", "":
+		case "0", "false", "off", "no":
 			return false, nil
 		}
 		return nil, f.problem(ErrInvalid, "must be true or false")

@@ -57,6 +57,16 @@ type Verifier interface {
 	Verify(ctx context.Context, siteID, supplied string) (token.Entry, error)
 }
 
+// SiteOnlyVerifier is a Verifier that can refuse install-wide tokens
+// itself, as *store.Store and *store.Cache can. An endpoint made with
+// WithInstallWideTokens(false) calls VerifySiteOnly when its verifier has
+// it, so that a refused token is not recorded as used; with a plain
+// Verifier it refuses such tokens after Verify returns.
+type SiteOnlyVerifier interface {
+	Verifier
+	VerifySiteOnly(ctx context.Context, siteID, supplied string) (token.Entry, error)
+}
+
 // Defaults for the endpoint options.
 const (
 	// DefaultMaxBodyBytes is the largest request body accepted: 10 MiB,

@@ -179,18 +179,32 @@ func (e *Endpoint) recoverPanic(w http.ResponseWriter, r *http.Request) {
 }
 
 // tokenInQuery reports whether the URL query names a token field, bare or
-// with any of the endpoint's prefixes.
+// with any of the endpoint's prefixes. It splits the query itself, on "&"
+// and ";", because url.ParseQuery skips pairs it cannot parse and a token
+// could hide in one.
 func (e *Endpoint) tokenInQuery(r *http.Request) bool {
 	if r.URL.RawQuery == "" || len(e.tokenFields) == 0 {
 		return false
 	}
-	q, _ := url.ParseQuery(r.URL.RawQuery)
+	for _, pair := range strings.FieldsFunc(r.URL.RawQuery, func(c rune) bool { return c == '&' || c == ';' }) {
+		key, _, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); err == nil {
+			key = k
+		}
+		if e.isTokenName(key) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Endpoint) isTokenName(key string) bool {
 	for _, f := range e.tokenFields {
-		if _, ok := q[f.Name]; ok {
+		if key == f.Name {
 			return true
 		}
 		for _, p := range e.prefixes {
-			if _, ok := q[p+f.Name]; ok {
+			if key == p+f.Name {
 				return true
 			}
 		}
@@ -268,7 +282,7 @@ func (e *Endpoint) checkToken(r *http.Request, raw map[string]string) (token.Ent
 		if supplied == "" {
 			return token.Entry{}, &token.MismatchError{Reason: token.ReasonMissing}
 		}
-		got, err := e.verifier.Verify(r.Context(), e.site.ID, supplied)
+		got, err := e.verify(r.Context(), supplied)
 		if err != nil {
 			return token.Entry{}, err
 		}
@@ -278,6 +292,15 @@ func (e *Endpoint) checkToken(r *http.Request, raw map[string]string) (token.Ent
 		entry = got
 	}
 	return entry, nil
+}
+
+// verify checks one token, refusing install-wide tokens in the verifier
+// when the site opts out and the verifier can.
+func (e *Endpoint) verify(ctx context.Context, supplied string) (token.Entry, error) {
+	if sv, ok := e.verifier.(SiteOnlyVerifier); ok && e.rejectInstallWide {
+		return sv.VerifySiteOnly(ctx, e.site.ID, supplied)
+	}
+	return e.verifier.Verify(ctx, e.site.ID, supplied)
 }
 
 // countFailure counts a failed authentication against the client and,

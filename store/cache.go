@@ -156,6 +156,16 @@ func (c *Cache) Invalidate() {
 // Verify checks supplied for site siteID, as [Store.Verify] does, from
 // memory when it can.
 func (c *Cache) Verify(ctx context.Context, siteID, supplied string) (token.Entry, error) {
+	return c.verify(ctx, siteID, supplied, false)
+}
+
+// VerifySiteOnly checks supplied as [Store.VerifySiteOnly] does, from
+// memory when it can.
+func (c *Cache) VerifySiteOnly(ctx context.Context, siteID, supplied string) (token.Entry, error) {
+	return c.verify(ctx, siteID, supplied, siteID != "")
+}
+
+func (c *Cache) verify(ctx context.Context, siteID, supplied string, siteOnly bool) (token.Entry, error) {
 	if supplied == "" {
 		return token.Entry{}, &token.MismatchError{Reason: token.ReasonMissing}
 	}
@@ -171,6 +181,9 @@ func (c *Cache) Verify(ctx context.Context, siteID, supplied string) (token.Entr
 	if !token.HasPrefix(supplied) {
 		c.hits.Add(1)
 		entry, err := snap.legacy.Check(supplied)
+		if err == nil && siteOnly {
+			return token.Entry{}, &token.MismatchError{Reason: token.ReasonWrongSite, TokenID: entry.ID}
+		}
 		if err == nil {
 			c.store.usage.touch(entry.ID, now)
 		}
@@ -183,7 +196,7 @@ func (c *Cache) Verify(ctx context.Context, siteID, supplied string) (token.Entr
 	ct, ok := snap.named[id]
 	if !ok {
 		c.misses.Add(1)
-		entry, err := c.store.verifyNamed(ctx, siteID, supplied)
+		entry, err := c.store.verifyNamed(ctx, siteID, supplied, siteOnly)
 		if err == nil {
 			c.Invalidate()
 		}
@@ -194,7 +207,7 @@ func (c *Cache) Verify(ctx context.Context, siteID, supplied string) (token.Entr
 	if subtle.ConstantTimeCompare(sum[:], ct.digest[:]) != 1 {
 		return token.Entry{}, &token.MismatchError{Reason: token.ReasonUnknown}
 	}
-	if err := judge(&ct.token, siteID, now); err != nil {
+	if err := judge(&ct.token, siteID, now, siteOnly); err != nil {
 		return token.Entry{}, err
 	}
 	c.store.usage.touch(ct.token.ID, now)
@@ -262,8 +275,9 @@ func (c *Cache) refresh() {
 }
 
 // judge returns the mismatch of a known token whose digest matched, or nil
-// when it is valid for siteID at now.
-func judge(t *Token, siteID string, now time.Time) error {
+// when it is valid for siteID at now. With siteOnly, an install-wide token
+// is refused on a named site.
+func judge(t *Token, siteID string, now time.Time, siteOnly bool) error {
 	var reason token.Reason
 	switch {
 	case !t.Revoked.IsZero():
@@ -271,6 +285,8 @@ func judge(t *Token, siteID string, now time.Time) error {
 	case !t.Expires.IsZero() && !now.Before(t.Expires):
 		reason = token.ReasonExpired
 	case t.SiteID != "" && t.SiteID != siteID:
+		reason = token.ReasonWrongSite
+	case t.SiteID == "" && siteOnly:
 		reason = token.ReasonWrongSite
 	default:
 		return nil

@@ -110,17 +110,31 @@ func (s *Store) TokenSet(ctx context.Context, siteID string) (*token.Set, error)
 // [ErrUnavailable]. A match records the token's last use, at most once per
 // [LastUseInterval].
 func (s *Store) Verify(ctx context.Context, siteID, supplied string) (token.Entry, error) {
+	return s.verify(ctx, siteID, supplied, false)
+}
+
+// VerifySiteOnly checks supplied as Verify does, but refuses install-wide
+// tokens (those of site "", GroupServer's plain-text token among them) on a
+// named site, before recording any use.
+func (s *Store) VerifySiteOnly(ctx context.Context, siteID, supplied string) (token.Entry, error) {
+	return s.verify(ctx, siteID, supplied, siteID != "")
+}
+
+func (s *Store) verify(ctx context.Context, siteID, supplied string, siteOnly bool) (token.Entry, error) {
 	if supplied == "" {
 		return token.Entry{}, &token.MismatchError{Reason: token.ReasonMissing}
 	}
 	if token.HasPrefix(supplied) {
-		return s.verifyNamed(ctx, siteID, supplied)
+		return s.verifyNamed(ctx, siteID, supplied, siteOnly)
 	}
 	set, err := s.TokenSet(ctx, siteID)
 	if err != nil {
 		return token.Entry{}, err
 	}
 	entry, err := set.Check(supplied)
+	if err == nil && siteOnly {
+		return token.Entry{}, &token.MismatchError{Reason: token.ReasonWrongSite, TokenID: entry.ID}
+	}
 	if err == nil {
 		s.usage.touch(entry.ID, s.now())
 	}

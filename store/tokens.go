@@ -167,7 +167,7 @@ func (s *Store) RotateToken(ctx context.Context, name, siteID string, grace, exp
 	if err != nil {
 		return "", Token{}, Token{}, err
 	}
-	now := s.now()
+	now := s.stamp()
 	if expiresIn == 0 && !old.Expires.IsZero() {
 		expiresIn = old.Expires.Sub(old.Created)
 	}
@@ -209,7 +209,7 @@ func (s *Store) RevokeToken(ctx context.Context, ref, siteID string) ([]Token, e
 	}
 	defer tx.Rollback()
 
-	now := s.now()
+	now := s.stamp()
 	targets, err := s.queryTokens(ctx, tx, "WHERE t.id = ? AND t.revoked_at IS NULL", ref)
 	if err != nil {
 		return nil, err
@@ -288,7 +288,7 @@ func (s *Store) RetireLegacyToken(ctx context.Context) (bool, error) {
 // verifyNamed checks a token in the new format. The digest comparison runs
 // whether or not the id is known, and the token's state is reported only
 // when the digest matches, so a guessed id reveals nothing about it.
-func (s *Store) verifyNamed(ctx context.Context, siteID, supplied string) (token.Entry, error) {
+func (s *Store) verifyNamed(ctx context.Context, siteID, supplied string, siteOnly bool) (token.Entry, error) {
 	id, err := token.ParseID(supplied)
 	if err != nil {
 		return token.Entry{}, &token.MismatchError{Reason: token.ReasonMalformed}
@@ -309,7 +309,7 @@ func (s *Store) verifyNamed(ctx context.Context, siteID, supplied string) (token
 
 	t := row.Token
 	now := s.now()
-	if err := judge(&t, siteID, now); err != nil {
+	if err := judge(&t, siteID, now, siteOnly); err != nil {
 		return token.Entry{}, err
 	}
 	s.usage.touch(t.ID, now)
@@ -475,7 +475,7 @@ func (s *Store) insertToken(ctx context.Context, tx *sql.Tx, name, siteID string
 }
 
 func (s *Store) insertTokenWithID(ctx context.Context, tx *sql.Tx, id, plain, name, siteID string, expiresIn time.Duration) (string, Token, error) {
-	now := s.now()
+	now := s.stamp()
 	t := Token{ID: id, Name: name, SiteID: siteID, Created: now}
 	var expires any
 	if expiresIn > 0 {
@@ -499,6 +499,14 @@ func (s *Store) insertTokenWithID(ctx context.Context, tx *sql.Tx, id, plain, na
 // changes run one after the other.
 func (s *Store) beginWrite(ctx context.Context) (*sql.Tx, error) {
 	return s.db.BeginTx(ctx, nil)
+}
+
+// stamp returns the time to store for a change made now: the clock in UTC,
+// truncated to the microsecond, the resolution of PostgreSQL's timestamps,
+// so that a stored time reads back exactly on both backends and expiry
+// falls at the same instant everywhere.
+func (s *Store) stamp() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
 }
 
 func siteText(siteID string) string {
