@@ -263,6 +263,9 @@ func TestReasonString(t *testing.T) {
 		{token.ReasonMissing, "missing token"},
 		{token.ReasonMalformed, "malformed token"},
 		{token.ReasonNoneStored, "no token stored"},
+		{token.ReasonExpired, "expired token"},
+		{token.ReasonRevoked, "revoked token"},
+		{token.ReasonWrongSite, "token of another site"},
 		{token.Reason(99), "rejected token"},
 	}
 	for _, tt := range tests {
