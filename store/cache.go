@@ -25,8 +25,8 @@ const DefaultStaleness = 5 * time.Second
 //
 // # Freshness
 //
-// The copy is reloaded every staleness/2, at once after a change through
-// the same Store, and at once when PostgreSQL notifies a change made by
+// The copy is reloaded every staleness/2, before a change through the same
+// Store returns, and at once when PostgreSQL notifies a change made by
 // any instance or by direct SQL (triggers on the token tables send the
 // notifications). When reloads fail, for instance while the database is
 // unreachable, the copy is used until it is staleness old; after that,
@@ -315,12 +315,20 @@ func (cs *cacheSet) remove(c *Cache) {
 	delete(cs.caches, c)
 }
 
-// invalidate makes every cache over the store reload, after a change made
-// through it.
+// invalidate reloads every cache over the store before returning, after a
+// change made through it, so that a check right after a revocation in the
+// same process sees it. A cache whose reload fails is asked to reload
+// again soon, and its staleness bound still holds.
 func (cs *cacheSet) invalidate() {
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
+	caches := make([]*Cache, 0, len(cs.caches))
 	for c := range cs.caches {
-		c.Invalidate()
+		caches = append(caches, c)
+	}
+	cs.mu.Unlock()
+	for _, c := range caches {
+		if c.forcedLoad() != nil {
+			c.Invalidate()
+		}
 	}
 }

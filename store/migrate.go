@@ -5,6 +5,8 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"os"
+	"syscall"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
@@ -38,7 +40,9 @@ func (s *Store) newProvider() (*goose.Provider, error) {
 	}
 	opts := []goose.ProviderOption{goose.WithStore(gstore), goose.WithDisableGlobalRegistry(true)}
 	if s.dsn.Backend == PostgreSQL {
-		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID))
+		// Instances that start together wait for the first one's
+		// migration, polling every second for up to five minutes.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID), lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return nil, err
 		}
@@ -52,6 +56,13 @@ func (s *Store) newProvider() (*goose.Provider, error) {
 // instances at once. It then checks that the tables have the columns this
 // package uses, and returns an error matching [ErrSchema] if not.
 func (s *Store) Migrate(ctx context.Context) error {
+	if s.dsn.Backend == SQLite && !s.readOnly {
+		unlock, err := lockFile(s.dsn.Path + "-migrate.lock")
+		if err != nil {
+			return s.opError("migrate", err)
+		}
+		defer unlock()
+	}
 	p, err := s.newProvider()
 	if err != nil {
 		return s.opError("migrate", err)
@@ -60,6 +71,26 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return s.opError("migrate", err)
 	}
 	return s.CheckSchema(ctx)
+}
+
+// lockFile takes an exclusive advisory lock on path, creating it with mode
+// 0600, and returns the function that releases it. goose has no migration
+// lock for SQLite, so processes that start together on one file take this
+// one. It is a file of its own because closing any descriptor of the
+// database file would drop SQLite's own POSIX locks on it.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the migration lock failed: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("taking the migration lock %s failed: %w", path, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // SchemaVersion returns the current and the latest schema versions.

@@ -518,16 +518,22 @@ func siteText(siteID string) string {
 
 // HasUsableToken reports whether any token authenticates requests for site
 // siteID now: GroupServer's plain-text token, or a named token of the site
-// or of every site that is neither revoked nor expired.
-func (s *Store) HasUsableToken(ctx context.Context, siteID string) (bool, error) {
-	set, err := s.TokenSet(ctx, siteID)
-	if err != nil {
-		return false, err
+// or of every site that is neither revoked nor expired. With siteOnly, as
+// for a site that refuses install-wide tokens, only the site's own named
+// tokens count.
+func (s *Store) HasUsableToken(ctx context.Context, siteID string, siteOnly bool) (bool, error) {
+	clause := "WHERE t.site_id = ? AND t.revoked_at IS NULL"
+	if !siteOnly || siteID == "" {
+		set, err := s.TokenSet(ctx, siteID)
+		if err != nil {
+			return false, err
+		}
+		if set.Len() > 0 {
+			return true, nil
+		}
+		clause = "WHERE (t.site_id = ? OR t.site_id = '') AND t.revoked_at IS NULL"
 	}
-	if set.Len() > 0 {
-		return true, nil
-	}
-	tokens, err := s.queryTokens(ctx, s.db, "WHERE (t.site_id = ? OR t.site_id = '') AND t.revoked_at IS NULL", siteID)
+	tokens, err := s.queryTokens(ctx, s.db, clause, siteID)
 	if err != nil {
 		return false, err
 	}

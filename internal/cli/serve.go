@@ -121,7 +121,7 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	defer st.Close()
-	if err := a.ensureFirstToken(ctx, st, o.siteID, logger); err != nil {
+	if err := a.ensureFirstToken(ctx, st, o.siteID, o.rejectInstallWide, logger); err != nil {
 		return err
 	}
 
@@ -207,8 +207,8 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 
 // ensureFirstToken creates a token named "default" for the site when no
 // token is valid for it, and prints it once.
-func (a *app) ensureFirstToken(ctx context.Context, st *store.Store, siteID string, logger *slog.Logger) error {
-	usable, err := st.HasUsableToken(ctx, siteID)
+func (a *app) ensureFirstToken(ctx context.Context, st *store.Store, siteID string, siteOnly bool, logger *slog.Logger) error {
+	usable, err := st.HasUsableToken(ctx, siteID, siteOnly)
 	if err != nil || usable {
 		return err
 	}

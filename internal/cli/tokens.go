@@ -61,7 +61,10 @@ Tokens look like gst_<id>_<secret><checksum>. The id is public and names
 the token in logs; the checksum catches a mistyped token.
 
 To replace GroupServer's plain-text token instead, for GroupServer's own
-Python clients, use gs_auth_token_create.`,
+Python clients, use gs_auth_token_create.
+
+Exit status: 0 created; 1 a usage error or an invalid name; 2 a token of
+that name is already active, or the store failed.`,
 		Args: noArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
 			expiresIn, err := parseDuration("--expires", expires)
@@ -99,7 +102,10 @@ func (a *app) rotateCommand() *cobra.Command {
 standard output, and keeps the old token valid until the grace period ends,
 so that clients can be updated one by one without downtime. A grace of 0
 ends the old token at once, as after a leak. The new token keeps the old
-one's lifetime unless --expires sets another.`,
+one's lifetime unless --expires sets another.
+
+Exit status: 0 rotated; 1 a usage error; 2 no active token of that name,
+or the store failed.`,
 		Args: exactlyOne("NAME"),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
 			graceFor, err := parseDuration("--grace", grace)
@@ -139,7 +145,12 @@ func (a *app) revokeCommand() *cobra.Command {
 		Short: "End a token at once",
 		Long: `revoke ends a token at once. Given an id, it revokes that token; given a
 name, it revokes every token of that name on the site, including an old
-one still in a rotation's grace period.
+one still in a rotation's grace period. Running servers refuse it within
+milliseconds on PostgreSQL, which notifies them, and within their cache's
+staleness bound (5 s by default) on SQLite.
+
+Exit status: 0 revoked; 1 a usage error; 2 no such token, or the store
+failed.
 
 'revoke legacy' deletes GroupServer's plain-text token from the option
 table. GroupServer's own Python hooks read that token, so do it only when
