@@ -41,8 +41,9 @@ var schemePattern = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*):`)
 // ParseDSN parses a data source name and selects the backend:
 //
 //   - postgres://… or postgresql://… selects PostgreSQL;
-//   - sqlite:PATH, file:PATH or a bare path selects SQLite. sqlite:///abs/path
-//     and file:///abs/path name an absolute path, as SQLAlchemy writes them.
+//   - sqlite:PATH, file:PATH or a bare path selects SQLite. URLs with
+//     slashes follow SQLAlchemy for sqlite: (sqlite:///relative.db,
+//     sqlite:////absolute.db) and RFC 8089 for file: (file:///absolute.db).
 //
 // A DSN that cannot be used returns a [*DSNError], which matches
 // [ErrInvalidDSN]. No error contains the DSN's password.
@@ -68,8 +69,10 @@ func ParseDSN(s string) (DSN, error) {
 	switch scheme := strings.ToLower(m[1]); scheme {
 	case "postgres", "postgresql":
 		return parsePostgres(s)
-	case "sqlite", "sqlite3", "file":
-		return parseSQLite(s, strings.TrimPrefix(s[len(m[0]):], "//"))
+	case "sqlite", "sqlite3":
+		return parseSQLiteURL(s, s[len(m[0]):])
+	case "file":
+		return parseFileURL(s, s[len(m[0]):])
 	default:
 		return DSN{}, &DSNError{DSN: s, Problem: fmt.Sprintf("unknown scheme %q", scheme),
 			Hint: "use postgresql://… for PostgreSQL, or sqlite:PATH for a SQLite file"}
@@ -97,6 +100,35 @@ func parsePostgres(s string) (DSN, error) {
 			Hint: "check the port, the query parameters and their values"}
 	}
 	return DSN{Backend: PostgreSQL, raw: s, pg: cfg}, nil
+}
+
+// parseSQLiteURL reads the part after "sqlite:" as SQLAlchemy does: three
+// slashes and then the path, relative unless it starts with a fourth
+// slash. Without slashes, or with one, it is the path itself.
+func parseSQLiteURL(raw, rest string) (DSN, error) {
+	if after, ok := strings.CutPrefix(rest, "///"); ok {
+		return parseSQLite(raw, after)
+	}
+	if strings.HasPrefix(rest, "//") {
+		return DSN{}, &DSNError{DSN: raw, Problem: "a SQLite URL names a file, not a host or an in-memory database",
+			Hint: "write sqlite:///relative/path.db or sqlite:////absolute/path.db, or sqlite:PATH"}
+	}
+	return parseSQLite(raw, rest)
+}
+
+// parseFileURL reads the part after "file:" as RFC 8089 does: an
+// authority of "" or "localhost" and an absolute path, or a path alone.
+func parseFileURL(raw, rest string) (DSN, error) {
+	after, ok := strings.CutPrefix(rest, "//")
+	if !ok {
+		return parseSQLite(raw, rest)
+	}
+	host, path, _ := strings.Cut(after, "/")
+	if host != "" && !strings.EqualFold(host, "localhost") {
+		return DSN{}, &DSNError{DSN: raw, Problem: fmt.Sprintf("a file URL with host %q names another machine", host),
+			Hint: "write file:///absolute/path.db, or file:PATH"}
+	}
+	return parseSQLite(raw, "/"+path)
 }
 
 func parseSQLite(raw, path string) (DSN, error) {

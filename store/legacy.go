@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/gs-auth-token/gs-auth-token/token"
 )
@@ -75,14 +76,11 @@ func (s *Store) legacyEntries(ctx context.Context) ([]token.Entry, error) {
 			return nil, s.opError("read tokens from", err)
 		}
 		if v == nil {
-			s.logger.Warn("stored token is invalid, so it is ignored: the value is NULL",
-				slog.String("component_id", LegacyComponent), slog.String("option_id", LegacyOption))
+			s.warnInvalidStored("the value is NULL")
 			continue
 		}
 		if err := token.Validate(*v); err != nil {
-			s.logger.Warn("stored token is invalid, so it is ignored: "+err.Error(),
-				slog.String("component_id", LegacyComponent), slog.String("option_id", LegacyOption),
-				slog.String("hint", "run gs_auth_token_create to store a new token"))
+			s.warnInvalidStored(err.Error())
 			continue
 		}
 		out = append(out, token.Entry{Digest: token.Sum(*v), ID: LegacyTokenID})
@@ -176,4 +174,28 @@ func (s *Store) CreateLegacyTokenIfNone(ctx context.Context, tok string) (bool, 
 	}
 	s.caches.invalidate()
 	return true, nil
+}
+
+// invalidStoredEvery is how often, at most, the same problem with the
+// stored token is logged; the tokens are read on every reload or request.
+const invalidStoredEvery = 10 * time.Minute
+
+// warnInvalidStored logs a stored token that can never match, as a
+// misconfiguration, at most once per invalidStoredEvery for each problem.
+func (s *Store) warnInvalidStored(problem string) {
+	s.warnMu.Lock()
+	last, seen := s.warned[problem]
+	now := time.Now()
+	if seen && now.Sub(last) < invalidStoredEvery {
+		s.warnMu.Unlock()
+		return
+	}
+	if s.warned == nil {
+		s.warned = make(map[string]time.Time)
+	}
+	s.warned[problem] = now
+	s.warnMu.Unlock()
+	s.logger.Warn("stored token is invalid, so it is ignored: "+problem,
+		slog.String("component_id", LegacyComponent), slog.String("option_id", LegacyOption),
+		slog.String("hint", "run gs_auth_token_create to store a new token"))
 }

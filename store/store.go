@@ -37,6 +37,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -65,6 +66,9 @@ type Store struct {
 	random   io.Reader
 	usage    *usageRecorder
 	caches   cacheSet
+
+	warnMu sync.Mutex
+	warned map[string]time.Time
 }
 
 // Option configures [Open].
