@@ -67,7 +67,7 @@ type cachedToken struct {
 
 // CacheStats are counters of a Cache.
 type CacheStats struct {
-	// Hits counts checks answered from memory, whatever their outcome.
+	// Hits counts checks decided from memory, whatever their outcome.
 	Hits int64
 	// Misses counts checks of a new-format token whose id was not cached.
 	Misses int64
@@ -145,7 +145,7 @@ func (c *Cache) Stats() CacheStats {
 	}
 }
 
-// Invalidate asks for a reload soon, without waiting for it.
+// Invalidate schedules a reload without waiting for it.
 func (c *Cache) Invalidate() {
 	select {
 	case c.kick <- struct{}{}:
@@ -294,7 +294,8 @@ func judge(t *Token, siteID string, now time.Time, siteOnly bool) error {
 	return &token.MismatchError{Reason: reason, TokenID: t.ID, TokenName: t.Name}
 }
 
-// cacheSet is the set of caches over one Store, told of its own changes.
+// cacheSet is the set of caches over one Store, reloaded after its own
+// changes.
 type cacheSet struct {
 	mu     sync.Mutex
 	caches map[*Cache]struct{}

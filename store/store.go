@@ -50,8 +50,8 @@ import (
 // DSN sets no connect_timeout.
 const DefaultConnectTimeout = 10 * time.Second
 
-// sqliteBusyTimeout is how long, in milliseconds, a SQLite connection waits
-// for another writer before failing with "database is locked".
+// sqliteBusyTimeout is the time, in milliseconds, that a SQLite connection
+// waits for another writer before failing with "database is locked".
 const sqliteBusyTimeout = 10000
 
 // Store is a connection pool to one token database. It is safe for
@@ -92,7 +92,7 @@ func WithRandom(r io.Reader) Option {
 	return func(s *Store) { s.random = r }
 }
 
-// Open parses dsn, opens the database and checks that it answers. A SQLite
+// Open parses dsn, opens the database and pings it. A SQLite
 // file that does not exist is created with mode 0600. Open does not migrate:
 // call [Store.Migrate] for that.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {

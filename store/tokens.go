@@ -29,7 +29,7 @@ var (
 type Token struct {
 	// ID is the token's public id, part of the token itself.
 	ID string
-	// Name says which client uses the token, such as "mail-gateway".
+	// Name identifies the client that uses the token, such as "mail-gateway".
 	Name string
 	// SiteID is the site the token is valid for; "" is every site.
 	SiteID string
@@ -316,7 +316,7 @@ func (s *Store) verifyNamed(ctx context.Context, siteID, supplied string, siteOn
 	return token.Entry{Digest: row.digest, ID: t.ID, Name: t.Name, SiteID: t.SiteID}, nil
 }
 
-// dummyDigest stands in for the digest of an unknown id, so that a lookup
+// dummyDigest replaces the digest of an unknown id, so that a lookup
 // miss costs the same comparison as a hit.
 var dummyDigest = token.Sum("gst_unknown")
 
@@ -379,7 +379,7 @@ func (s *Store) tokenRows(ctx context.Context, clause string, args ...any) ([]to
 	return out, nil
 }
 
-// queryer is what *sql.DB and *sql.Tx have in common.
+// queryer is the query interface common to *sql.DB and *sql.Tx.
 type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row

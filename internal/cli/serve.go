@@ -23,8 +23,8 @@ import (
 	"github.com/gs-auth-token/gs-auth-token/store"
 )
 
-// shutdownTimeout bounds how long serve waits for requests in flight when
-// it is told to stop.
+// shutdownTimeout bounds the wait for requests in flight when serve gets
+// SIGINT or SIGTERM.
 const shutdownTimeout = 30 * time.Second
 
 type serveOptions struct {
