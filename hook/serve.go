@@ -327,11 +327,12 @@ func (e *Endpoint) countFailure(r *http.Request) {
 // rejectThrottled answers a locked-out client with 429 and Retry-After,
 // without reading its body or checking its token.
 func (e *Endpoint) rejectThrottled(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	e.stats.add(OutcomeThrottled)
+	wait = e.throttle.hold(r.Context(), e.clientAddr(r), wait)
 	seconds := int(math.Ceil(wait.Seconds()))
 	if seconds < 1 {
 		seconds = 1
 	}
-	e.stats.add(OutcomeThrottled)
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))
 	if e.logger.Enabled(r.Context(), slog.LevelDebug) {
 		e.logger.DebugContext(r.Context(), "request from a locked-out client refused",

@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"net/netip"
@@ -21,11 +22,20 @@ const (
 	DefaultWindow = time.Minute
 	// DefaultMaxClients bounds the addresses a Throttle tracks.
 	DefaultMaxClients = 100_000
+	// DefaultTarpit is the longest a locked-out client's request is held
+	// before its 429, so that a flood from one address gets few answers
+	// and costs little.
+	DefaultTarpit = time.Second
+	// maxTarpitted bounds the requests held at once, so that holding them
+	// cannot exhaust the server; beyond it, 429 is sent at once.
+	maxTarpitted = 1024
 )
 
 // Throttle limits failed authentications per client address with a token
 // bucket: an address may fail a burst of failures, after which it is
-// locked out until the bucket refills at failures per window. A lockout
+// locked out until the bucket refills at failures per window. A locked-out
+// client's requests are not checked, and each is held for up to
+// [DefaultTarpit] before its 429. A lockout
 // ends when the bucket is full again, so a steady attacker causes one
 // lockout, not one per refill. IPv6 addresses are counted by their /64
 // prefix, because one host usually has a whole /64 to choose from. A
@@ -40,6 +50,9 @@ type Throttle struct {
 
 	mu      sync.Mutex
 	clients map[string]*clientState
+
+	tarpit time.Duration
+	held   chan struct{}
 
 	lockouts, refused atomic.Int64
 }
@@ -81,7 +94,39 @@ func NewThrottle(failures int, window time.Duration) *Throttle {
 		now:        time.Now,
 		maxClients: DefaultMaxClients,
 		clients:    make(map[string]*clientState),
+		tarpit:     DefaultTarpit,
+		held:       make(chan struct{}, maxTarpitted),
 	}
+}
+
+// SetTarpit sets the longest a locked-out client's request is held before
+// its 429; zero sends the 429 at once. The default is [DefaultTarpit].
+func (t *Throttle) SetTarpit(d time.Duration) { t.tarpit = d }
+
+// hold delays a locked-out client's response by the tarpit, or less when
+// it may retry sooner, unless too many requests are held already or ctx
+// ends. It returns the time left until the client may try again.
+func (t *Throttle) hold(ctx context.Context, addr string, wait time.Duration) time.Duration {
+	d := min(t.tarpit, wait)
+	if d <= 0 {
+		return wait
+	}
+	select {
+	case t.held <- struct{}{}:
+	default:
+		return wait
+	}
+	defer func() { <-t.held }()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+	case <-timer.C:
+	}
+	if left, blocked := t.remaining(addr); blocked {
+		return left
+	}
+	return 0
 }
 
 // SetClock replaces the throttle's clock, for tests.
@@ -90,6 +135,16 @@ func (t *Throttle) SetClock(now func() time.Time) { t.now = now }
 // Blocked reports whether the client at addr is locked out, and if so how
 // long until it may try again.
 func (t *Throttle) Blocked(addr string) (time.Duration, bool) {
+	wait, blocked := t.remaining(addr)
+	if blocked {
+		t.refused.Add(1)
+	}
+	return wait, blocked
+}
+
+// remaining returns the time until the client at addr may try again, by
+// the throttle's clock, and whether it is locked out now.
+func (t *Throttle) remaining(addr string) (time.Duration, bool) {
 	key := throttleKey(addr)
 	now := t.now()
 	t.mu.Lock()
@@ -105,9 +160,7 @@ func (t *Throttle) Blocked(addr string) (time.Duration, bool) {
 	if tokens >= 1 {
 		return 0, false
 	}
-	wait := time.Duration(math.Ceil((1 - tokens) / float64(t.limit) * float64(time.Second)))
-	t.refused.Add(1)
-	return wait, true
+	return time.Duration(math.Ceil((1 - tokens) / float64(t.limit) * float64(time.Second))), true
 }
 
 // Failure counts a failed authentication by the client at addr and

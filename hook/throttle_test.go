@@ -32,6 +32,9 @@ func newLifecycleThrottled(t *testing.T, dsn string, opts ...hook.Option) *lifec
 	tok, _ := lifecycleCreate(t, st, "gateway", "", 0)
 	throttle := hook.NewThrottle(hook.DefaultFailures, hook.DefaultWindow)
 	throttle.SetClock(clock.Now)
+	// The tarpit holds requests in real time, which the injected clock
+	// does not govern; its own tests are in throttle_hold_test.go.
+	throttle.SetTarpit(0)
 	counter := &lifecycleCounter{next: st}
 	ep := lifecycleEndpoint(counter, st, append([]hook.Option{hook.WithThrottle(throttle)}, opts...)...)
 	return &lifecycleThrottled{st: st, tok: tok, clock: clock, counter: counter, ep: ep}
