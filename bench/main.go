@@ -7,7 +7,9 @@
 //
 // Every server runs in a process of its own, so that its peak resident
 // memory can be read from /proc, and the load comes from this process with
-// keep-alive connections. The last line is "ratio hook/bare = X.XX".
+// keep-alive connections. The scenarios take turns over several rounds, so
+// that a drift in the machine's speed affects them alike, and each figure
+// is the median of its rounds. The last line is "ratio hook/bare = X.XX".
 //
 // Usage:
 //
@@ -32,6 +34,7 @@ type config struct {
 	concurrency int
 	revocations int
 	flooders    int
+	rounds      int
 	serveBin    string
 }
 
@@ -42,7 +45,8 @@ func main() {
 	var cfg config
 	flag.StringVar(&cfg.store, "store", "sqlite", "store of the hook servers: sqlite or postgresql")
 	flag.StringVar(&cfg.dsn, "dsn", "", "PostgreSQL server for -store postgresql (default $GS_AUTH_TOKEN_TEST_DSN, then postgres://postgres@127.0.0.1:5432/test); each run uses a schema of its own")
-	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "measured time of each scenario")
+	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "measured time of each scenario in each round")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds; each runs every scenario once, in turn, and the median round is reported")
 	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured time before each scenario")
 	flag.IntVar(&cfg.concurrency, "concurrency", 16, "concurrent clients, each with its own keep-alive connection")
 	flag.IntVar(&cfg.revocations, "revocations", 50, "revocations timed on PostgreSQL")
@@ -54,8 +58,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: error: invalid -store %q: use sqlite or postgresql\n", cfg.store)
 		os.Exit(2)
 	}
-	if cfg.concurrency < 1 || cfg.duration <= 0 {
-		fmt.Fprintln(os.Stderr, "bench: error: -concurrency and -duration must be positive")
+	if cfg.concurrency < 1 || cfg.duration <= 0 || cfg.rounds < 1 {
+		fmt.Fprintln(os.Stderr, "bench: error: -concurrency, -duration and -rounds must be positive")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,17 +83,33 @@ func run(ctx context.Context, cfg config) error {
 		}},
 	}
 
-	fmt.Printf("store %s, %d clients, %s per scenario after %s warm-up, GOMAXPROCS of each server unset\n\n",
-		cfg.store, cfg.concurrency, cfg.duration, cfg.warmup)
-	results := make(map[string]result)
-	for _, sc := range scenarios {
-		r, err := measure(ctx, sc.name, sc.start, func(addr string) (result, error) {
-			return runLoad(ctx, loadSpec{url: "http://" + addr + "/some-hook.json", body: []byte(good),
-				contentType: "application/x-www-form-urlencoded", clients: cfg.concurrency, want: []int{200}}, cfg.warmup, cfg.duration)
-		})
+	fmt.Printf("store %s, %d clients, %d rounds of %s per scenario, each after %s of warm-up\n\n",
+		cfg.store, cfg.concurrency, cfg.rounds, cfg.duration, cfg.warmup)
+	procs := make([]*process, len(scenarios))
+	for i, sc := range scenarios {
+		p, err := startServer(ctx, sc.start)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc.name, err)
 		}
+		defer p.stop()
+		procs[i] = p
+	}
+	rounds := make([][]result, len(scenarios))
+	for round := 0; round < cfg.rounds; round++ {
+		for i, sc := range scenarios {
+			r, err := runLoad(ctx, loadSpec{url: "http://" + procs[i].addr + "/some-hook.json", body: []byte(good),
+				contentType: "application/x-www-form-urlencoded", clients: cfg.concurrency, want: []int{200}}, cfg.warmup, cfg.duration)
+			if err != nil {
+				return fmt.Errorf("%s: %w; server output: %s", sc.name, err, procs[i].output())
+			}
+			rounds[i] = append(rounds[i], r)
+		}
+	}
+	results := make(map[string]result)
+	for i, sc := range scenarios {
+		r := median(rounds[i])
+		r.name = sc.name
+		r.rssKB = procs[i].peakRSS()
 		results[sc.name] = r
 		printResult(r)
 	}
@@ -119,16 +137,25 @@ func run(ctx context.Context, cfg config) error {
 // the good clients' measurements.
 func floodLoad(ctx context.Context, cfg config, addr, good, bad string) (result, error) {
 	u := "http://" + addr + "/some-hook.json"
-	floodDone := make(chan error, 1)
+	type outcome struct {
+		r   result
+		err error
+	}
+	floodDone := make(chan outcome, 1)
 	go func() {
-		_, err := runLoad(ctx, loadSpec{url: u, body: []byte(bad), contentType: "application/x-www-form-urlencoded",
+		r, err := runLoad(ctx, loadSpec{url: u, body: []byte(bad), contentType: "application/x-www-form-urlencoded",
 			clients: cfg.flooders, localIP: "127.0.0.2", want: []int{401, 429}}, cfg.warmup, cfg.duration)
-		floodDone <- err
+		floodDone <- outcome{r, err}
 	}()
 	r, err := runLoad(ctx, loadSpec{url: u, body: []byte(good), contentType: "application/x-www-form-urlencoded",
 		clients: cfg.concurrency, localIP: "127.0.0.1", want: []int{200}}, cfg.warmup, cfg.duration)
-	if ferr := <-floodDone; ferr != nil && err == nil {
-		err = ferr
+	flood := <-floodDone
+	if flood.err != nil && err == nil {
+		err = flood.err
+	}
+	if err == nil {
+		fmt.Printf("%-36s %9.0f req/s  p50 %8s  p99 %8s  (%d wrong-token requests answered 401 or 429, %d otherwise)\n",
+			"  the flood beside them", flood.r.rps, round(flood.r.p50), round(flood.r.p99), flood.r.requests, flood.r.failures)
 	}
 	return r, err
 }
@@ -296,3 +323,10 @@ func prepareStore(ctx context.Context, cfg config, dir string) (string, func(), 
 }
 
 var errNotSeen = errors.New("revocation not seen within 10 s")
+
+// median returns the round with the median throughput.
+func median(rs []result) result {
+	sorted := append([]result(nil), rs...)
+	slices.SortFunc(sorted, func(a, b result) int { return cmp.Compare(a.rps, b.rps) })
+	return sorted[len(sorted)/2]
+}

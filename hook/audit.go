@@ -27,6 +27,8 @@ type requestInfo struct {
 	endpoint   *Endpoint
 	submission *Submission
 	logged     atomic.Bool
+	// sub holds the submission, so that one allocation serves both.
+	sub Submission
 }
 
 // SubmissionFrom returns the submission being handled, from the context

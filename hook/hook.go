@@ -155,7 +155,10 @@ type Endpoint struct {
 	rejectInstallWide bool
 
 	fields      map[string]*Field // by name, without prefix
-	tokenFields []*Field
+	tokenFields []tokenField
+	// submitted holds, for each prefix in order, the submitted names of
+	// the actions and fields, made once so that requests build no strings.
+	submitted   []prefixNames
 	description []byte
 }
 
@@ -188,7 +191,7 @@ func New(h Hook, v Verifier, opts ...Option) *Endpoint {
 		}
 		e.fields[f.Name] = f
 		if f.Kind == AuthToken {
-			e.tokenFields = append(e.tokenFields, f)
+			e.tokenFields = append(e.tokenFields, tokenField{Field: f, index: i})
 		}
 	}
 	if len(e.tokenFields) > 0 && v == nil {
@@ -210,11 +213,36 @@ func New(h Hook, v Verifier, opts ...Option) *Endpoint {
 			panic(fmt.Sprintf("hook: action %q has the same name as a field", a.Name))
 		}
 	}
+	for _, p := range e.prefixes {
+		names := prefixNames{prefix: p}
+		for _, a := range e.hook.Actions {
+			names.actions = append(names.actions, e.actionField(p, a.Name))
+		}
+		for _, f := range e.hook.Fields {
+			names.fields = append(names.fields, p+f.Name)
+		}
+		e.submitted = append(e.submitted, names)
+	}
 	if e.auditWriter != nil {
 		e.recorder = audit.NewRecorder(e.auditWriter, e.logger)
 	}
 	e.description = e.describe()
 	return e
+}
+
+// tokenField is an AuthToken field and its index in Hook.Fields.
+type tokenField struct {
+	*Field
+	index int
+}
+
+// prefixNames are the submitted names under one prefix, in declaration
+// order: actions[i] is the field of Hook.Actions[i], fields[i] the name of
+// Hook.Fields[i].
+type prefixNames struct {
+	prefix  string
+	actions []string
+	fields  []string
 }
 
 // actionField returns the submitted name of an action: the bare name when

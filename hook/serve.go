@@ -92,7 +92,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.rejectRequest(w, r, rerr)
 		return
 	}
-	action, prefix, rerr := e.findAction(f)
+	action, names, rerr := e.findAction(f)
 	if rerr != nil {
 		e.rejectRequest(w, r, rerr)
 		return
@@ -101,14 +101,16 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.writeDescription(w)
 		return
 	}
-	raw, rerr := e.collect(f, prefix)
+	raw, rerr := e.collect(f, names)
 	if rerr != nil {
 		e.rejectRequest(w, r, rerr)
 		return
 	}
 
-	sub := &Submission{Action: action.Name, Site: e.site, values: make(map[string]any, len(e.hook.Fields))}
-	info := &requestInfo{endpoint: e, submission: sub}
+	info := &requestInfo{endpoint: e}
+	info.sub = Submission{Action: action.Name, Site: e.site, values: make(map[string]any, len(e.hook.Fields))}
+	sub := &info.sub
+	info.submission = sub
 	ctx := context.WithValue(r.Context(), infoKey{}, info)
 	failure := func(errs []error) {
 		handler := action.Failure
@@ -212,33 +214,34 @@ func (e *Endpoint) isTokenName(key string) bool {
 	return false
 }
 
-// findAction returns the one action the form names and the prefix it was
-// named with, nil when it names none, or a rejection when it names several.
-func (e *Endpoint) findAction(f form) (*Action, string, *requestError) {
+// findAction returns the one action the form names and the names of its
+// prefix, nil when it names none, or a rejection when it names several.
+func (e *Endpoint) findAction(f form) (*Action, *prefixNames, *requestError) {
 	var found *Action
-	var prefix string
-	for _, p := range e.prefixes {
-		for i := range e.hook.Actions {
-			a := &e.hook.Actions[i]
-			if _, ok := f[e.actionField(p, a.Name)]; !ok {
+	var names *prefixNames
+	for p := range e.submitted {
+		for i, field := range e.submitted[p].actions {
+			if _, ok := f[field]; !ok {
 				continue
 			}
 			if found != nil {
-				return nil, "", reject(http.StatusBadRequest, "The submission names more than one action: send exactly one.")
+				return nil, nil, reject(http.StatusBadRequest, "The submission names more than one action: send exactly one.")
 			}
-			found, prefix = a, p
+			found, names = &e.hook.Actions[i], &e.submitted[p]
 		}
 	}
-	return found, prefix, nil
+	return found, names, nil
 }
 
 // collect returns the single value of each declared field present in f
-// under prefix. A field sent several times with different values, or with
-// text that is not valid UTF-8, is rejected without quoting the value.
-func (e *Endpoint) collect(f form, prefix string) (map[string]string, *requestError) {
-	out := make(map[string]string, len(e.fields))
-	for name, field := range e.fields {
-		vs, ok := f[prefix+name]
+// under the action's prefix, by field name. A field sent several times with
+// different values, or with text that is not valid UTF-8, is rejected
+// without quoting the value.
+func (e *Endpoint) collect(f form, names *prefixNames) (submitted, *requestError) {
+	out := make(submitted, len(e.hook.Fields))
+	for i, name := range names.fields {
+		field := &e.hook.Fields[i]
+		vs, ok := f[name]
 		if !ok {
 			continue
 		}
@@ -250,17 +253,26 @@ func (e *Endpoint) collect(f form, prefix string) (map[string]string, *requestEr
 		if !utf8.ValidString(vs[0]) {
 			return nil, reject(http.StatusBadRequest, field.title()+": is not valid UTF-8 text.")
 		}
-		out[field.Name] = vs[0]
+		out[i] = rawValue{value: vs[0], present: true}
 	}
 	return out, nil
 }
+
+// rawValue is the single submitted value of a declared field.
+type rawValue struct {
+	value   string
+	present bool
+}
+
+// submitted holds the values of a submission, indexed like Hook.Fields.
+type submitted []rawValue
 
 // checkToken checks the token of every token field, taken from the body or
 // from an "Authorization: Bearer" header. A hook without a token field
 // accepts every request. A header and a body that carry different tokens
 // are rejected with a *requestError; a malformed header fails as a
 // mismatch.
-func (e *Endpoint) checkToken(r *http.Request, raw map[string]string) (token.Entry, error) {
+func (e *Endpoint) checkToken(r *http.Request, raw submitted) (token.Entry, error) {
 	if len(e.tokenFields) == 0 {
 		return token.Entry{}, nil
 	}
@@ -271,7 +283,7 @@ func (e *Endpoint) checkToken(r *http.Request, raw map[string]string) (token.Ent
 
 	var entry token.Entry
 	for _, f := range e.tokenFields {
-		supplied := raw[f.Name]
+		supplied := raw[f.index].value
 		if present {
 			if supplied != "" && supplied != header {
 				return token.Entry{}, reject(http.StatusBadRequest,
@@ -344,14 +356,14 @@ func (e *Endpoint) rejectThrottled(w http.ResponseWriter, r *http.Request, wait 
 
 // validate parses every field but the token into sub and returns the
 // problems, one error each.
-func (e *Endpoint) validate(raw map[string]string, sub *Submission) []error {
+func (e *Endpoint) validate(raw submitted, sub *Submission) []error {
 	var errs []error
 	for i := range e.hook.Fields {
 		f := &e.hook.Fields[i]
 		if f.Kind == AuthToken {
 			continue
 		}
-		v, present := raw[f.Name]
+		v, present := raw[i].value, raw[i].present
 		absent := !present || (v == "" && f.Kind != Text && f.Kind != TextLine && f.Kind != ASCIILine)
 		if absent || (v == "" && f.Required) {
 			if f.Required {
