@@ -3,12 +3,14 @@ package hook
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
 // AccessLog is a middleware that logs one line per request at info level:
 // method, path, status, response size, duration and client address. It logs
-// the path without the query string, because queries can carry secrets.
+// the path without the query string or ';' parameters, because they can
+// carry secrets.
 // When the logger does not log at info level, it costs nothing.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
@@ -22,7 +24,7 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			next.ServeHTTP(rec, r)
 			logger.InfoContext(r.Context(), "request",
 				slog.String("method", r.Method),
-				slog.String("path", r.URL.EscapedPath()),
+				slog.String("path", loggedPath(r)),
 				slog.Int("status", rec.status),
 				slog.Int64("bytes", rec.bytes),
 				slog.Duration("duration", time.Since(start)),
@@ -30,6 +32,16 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			)
 		})
 	}
+}
+
+// loggedPath returns the request path up to any ';', because parameters
+// after it, like a query, may carry a token sent in the wrong place.
+func loggedPath(r *http.Request) string {
+	p := r.URL.EscapedPath()
+	if i := strings.IndexByte(p, ';'); i >= 0 {
+		return p[:i] + ";…"
+	}
+	return p
 }
 
 // statusRecorder remembers the status and size of a response.

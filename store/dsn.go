@@ -257,3 +257,9 @@ func ScrubPassword(msg, dsn string) string {
 	}
 	return scrub(msg, secrets)
 }
+
+// PasswordsOf returns the passwords that s carries if it is a DSN: the
+// password in a URL's user information, raw and percent-decoded, and the
+// value of any password= parameter. Programs use it to mask passwords in
+// DSNs that reach their output by mistake, as a misplaced argument.
+func PasswordsOf(s string) []string { return passwordOf(s) }

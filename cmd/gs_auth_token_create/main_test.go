@@ -214,7 +214,7 @@ func TestCreateSQLiteDSNForms(t *testing.T) {
 		dsn  func(dir string) string
 		file string
 	}{
-		{"three slashes", func(dir string) string { return "sqlite://" + filepath.Join(dir, "a.db") }, "a.db"},
+		{"four slashes", func(dir string) string { return "sqlite:///" + filepath.Join(dir, "a.db") }, "a.db"},
 		{"file scheme", func(dir string) string { return "file:" + filepath.Join(dir, "b.db") }, "b.db"},
 		{"bare relative path", func(string) string { return "c.db" }, "c.db"},
 		{"relative sqlite path", func(string) string { return "sqlite:d.db" }, "d.db"},

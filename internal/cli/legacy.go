@@ -42,6 +42,8 @@ configuration file is updated with the new token.
 // CreateLegacy runs gs_auth_token_create with the given arguments (without
 // the program name) and returns its exit status.
 func CreateLegacy(args []string, stdout, stderr io.Writer) int {
+	secrets := secretsIn(args, os.Getenv)
+	stdout, stderr = newScrubWriter(stdout, secrets), newScrubWriter(stderr, secrets)
 	var dsn string
 	var positional []string
 	for i, a := range args {

@@ -46,6 +46,8 @@ func (a *app) dsn() string {
 // Main runs gs-auth-token with the given arguments (without the program
 // name) and returns its exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
+	secrets := secretsIn(args, os.Getenv)
+	stdout, stderr = newScrubWriter(stdout, secrets), newScrubWriter(stderr, secrets)
 	a := &app{stdout: stdout, stderr: stderr, getenv: os.Getenv}
 	root := a.rootCommand()
 	root.SetArgs(args)
