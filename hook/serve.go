@@ -32,6 +32,15 @@ type Submission struct {
 	values map[string]any
 }
 
+// set stores a field's value, making the map on first use, so that a hook
+// with no field but the token allocates none.
+func (s *Submission) set(name string, v any) {
+	if s.values == nil {
+		s.values = make(map[string]any)
+	}
+	s.values[name] = v
+}
+
 // Value returns the value of the named field: a string, int or bool by its
 // kind, or nil for an undeclared name.
 func (s *Submission) Value(name string) any { return s.values[name] }
@@ -108,7 +117,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	info := &requestInfo{endpoint: e}
-	info.sub = Submission{Action: action.Name, Site: e.site, values: make(map[string]any, len(e.hook.Fields))}
+	info.sub = Submission{Action: action.Name, Site: e.site}
 	sub := &info.sub
 	info.submission = sub
 	ctx := context.WithValue(r.Context(), infoKey{}, info)
@@ -370,7 +379,7 @@ func (e *Endpoint) validate(raw submitted, sub *Submission) []error {
 				errs = append(errs, f.problem(ErrRequired, "Required input is missing."))
 				continue
 			}
-			sub.values[f.Name] = f.defaultValue()
+			sub.set(f.Name, f.defaultValue())
 			continue
 		}
 		parsed, err := f.parse(v)
@@ -378,7 +387,7 @@ func (e *Endpoint) validate(raw submitted, sub *Submission) []error {
 			errs = append(errs, err)
 			continue
 		}
-		sub.values[f.Name] = parsed
+		sub.set(f.Name, parsed)
 	}
 	return errs
 }

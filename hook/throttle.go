@@ -49,7 +49,7 @@ type Throttle struct {
 	maxClients int
 
 	mu      sync.Mutex
-	clients map[string]*clientState
+	clients map[clientKey]*clientState
 
 	tarpit time.Duration
 	held   chan struct{}
@@ -93,7 +93,7 @@ func NewThrottle(failures int, window time.Duration) *Throttle {
 		window:     window,
 		now:        time.Now,
 		maxClients: DefaultMaxClients,
-		clients:    make(map[string]*clientState),
+		clients:    make(map[clientKey]*clientState),
 		tarpit:     DefaultTarpit,
 		held:       make(chan struct{}, maxTarpitted),
 	}
@@ -219,22 +219,31 @@ func (t *Throttle) makeRoom(now time.Time) {
 	}
 }
 
-// throttleKey returns the key of an address: the address itself for IPv4,
-// and its /64 prefix for IPv6.
-func throttleKey(addr string) string {
+// clientKey identifies a client for throttling: the address as a /32 for
+// IPv4, its /64 for IPv6, or, for an address that does not parse, the
+// text itself. A comparable value, so that looking a client up allocates
+// nothing.
+type clientKey struct {
+	prefix netip.Prefix
+	text   string
+}
+
+// throttleKey returns the key of an address.
+func throttleKey(addr string) clientKey {
 	ip, err := netip.ParseAddr(addr)
 	if err != nil {
-		return addr
+		return clientKey{text: addr}
 	}
 	ip = ip.Unmap()
+	bits := 64
 	if ip.Is4() {
-		return ip.String()
+		bits = 32
 	}
-	p, err := ip.Prefix(64)
+	p, err := ip.Prefix(bits)
 	if err != nil {
-		return ip.String()
+		return clientKey{text: addr}
 	}
-	return p.String()
+	return clientKey{prefix: p}
 }
 
 // ForwardedFor returns a client address function for servers behind
