@@ -23,7 +23,7 @@ import (
 	"github.com/gs-auth-token/gs-auth-token/internal/testdb"
 )
 
-// commandTimeout bounds every run of the binary, curl and python3.
+// commandTimeout bounds every run of the bins.Tool, curl and python3.
 const commandTimeout = 60 * time.Second
 
 // syncBuffer collects a process's output while tests read it.
@@ -44,7 +44,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// backend is a store for the binary, and how to prepare it.
+// backend is a store for the bins.Tool, and how to prepare it.
 type backend struct {
 	name string
 	// newDSN returns the DSN of a new, empty store ready for serve.
@@ -95,7 +95,7 @@ func run(t *testing.T, env []string, name string, args ...string) cliResult {
 // runCLI runs the built gs-auth-token with args.
 func runCLI(t *testing.T, args ...string) cliResult {
 	t.Helper()
-	return run(t, nil, binary, args...)
+	return run(t, nil, bins.Tool, args...)
 }
 
 // serveProcess is a running "gs-auth-token serve".
@@ -116,7 +116,7 @@ var addressPattern = regexp.MustCompile(`msg="serving hooks" address=(http://127
 func startServe(t *testing.T, dsn string, args ...string) *serveProcess {
 	t.Helper()
 	all := append([]string{"serve", "--dsn", dsn, "--listen", "127.0.0.1:0"}, args...)
-	p := &serveProcess{cmd: exec.Command(binary, all...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &serveProcess{cmd: exec.Command(bins.Tool, all...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stdout = p.stdout
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

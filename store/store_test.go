@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gs-auth-token/gs-auth-token/internal/fakepg"
 	"github.com/gs-auth-token/gs-auth-token/internal/testdb"
 	"github.com/gs-auth-token/gs-auth-token/store"
 	"github.com/gs-auth-token/gs-auth-token/token"
@@ -727,12 +728,12 @@ func TestPostgresWrongPassword(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("PGPASSWORD", tt.pgpassword)
-			server := startFakePostgres(t, tt.echo)
+			server := fakepg.Start(t, tt.echo)
 			userinfo := "gs"
 			if tt.password != "" {
 				userinfo += ":" + tt.password
 			}
-			dsn := "postgres://" + userinfo + "@" + server.addr + "/groupserver?sslmode=" + tt.sslmode
+			dsn := "postgres://" + userinfo + "@" + server.Addr + "/groupserver?sslmode=" + tt.sslmode
 
 			st, err := store.Open(context.Background(), dsn)
 
@@ -740,7 +741,7 @@ func TestPostgresWrongPassword(t *testing.T) {
 				st.Close()
 				t.Fatal("Open succeeded, expected a failed login")
 			}
-			if got := server.received(); len(got) == 0 || got[0] != canary {
+			if got := server.Received(); len(got) == 0 || got[0] != canary {
 				t.Errorf("fake server received passwords %q, expected the client to send %q", got, canary)
 			}
 			if !errors.Is(err, store.ErrUnavailable) {

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/gs-auth-token/gs-auth-token/internal/testbin"
 	"github.com/gs-auth-token/gs-auth-token/store"
 )
 
@@ -21,26 +18,11 @@ const canary = "s3cr3t-canary"
 
 const prefix = "gs-auth-token: "
 
-// binary is the gs-auth-token built by TestMain.
-var binary string
+// bins holds the paths of the commands that TestMain builds.
+var bins testbin.Binaries
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "gs-auth-token-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "creating a directory for the binary failed:", err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "gs-auth-token")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building gs-auth-token failed:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testbin.Main(m, &bins))
 }
 
 type result struct {
@@ -49,37 +31,12 @@ type result struct {
 	stderr string
 }
 
-// run runs the binary in dir with args. Its environment has no PG* or
-// GS_AUTH_TOKEN_* variables from the caller, a HOME of its own, PGPASSWORD
-// set to the canary, and then extraEnv.
+// run runs the command in dir with args, in the clean environment of
+// testbin.Run, with PGPASSWORD set to the canary and then extraEnv.
 func run(t *testing.T, dir string, extraEnv []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Dir = dir
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PG") || strings.HasPrefix(kv, "GS_AUTH_TOKEN_") || strings.HasPrefix(kv, "HOME=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	cmd.Env = append(append(env, "HOME="+t.TempDir(), "PGPASSWORD="+canary), extraEnv...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-
-	err := cmd.Run()
-	res := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		res.code = exitErr.ExitCode()
-	default:
-		t.Fatalf("running %s failed: %v", binary, err)
-	}
-	return res
+	r := testbin.Run(t, bins.Tool, dir, append([]string{"PGPASSWORD=" + canary}, extraEnv...), args...)
+	return result{code: r.Code, stdout: r.Stdout, stderr: r.Stderr}
 }
 
 func assertNoPassword(t *testing.T, res result) {

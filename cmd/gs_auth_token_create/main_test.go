@@ -5,16 +5,15 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/gs-auth-token/gs-auth-token/internal/fakepg"
+	"github.com/gs-auth-token/gs-auth-token/internal/testbin"
 	"github.com/gs-auth-token/gs-auth-token/internal/testdb"
 	"github.com/gs-auth-token/gs-auth-token/store"
 	"github.com/gs-auth-token/gs-auth-token/token"
@@ -26,26 +25,11 @@ const canary = "s3cr3t-canary"
 
 const prefix = "gs_auth_token_create: "
 
-// binary is the gs_auth_token_create built by TestMain.
-var binary string
+// bins holds the paths of the commands that TestMain builds.
+var bins testbin.Binaries
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "gs_auth_token_create-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "creating a directory for the binary failed:", err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "gs_auth_token_create")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building gs_auth_token_create failed:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testbin.Main(m, &bins))
 }
 
 type result struct {
@@ -54,40 +38,14 @@ type result struct {
 	stderr string
 }
 
-// run runs the binary in dir with args. Its environment has no PG* or
-// GS_AUTH_TOKEN_* variables from the caller, a HOME of its own (so no
-// ~/.pgpass is read), PGPASSWORD set to the canary, and then extraEnv.
+// run runs the command in dir with args, in the clean environment of
+// testbin.Run, with PGPASSWORD set to the canary and then extraEnv.
 func run(t *testing.T, dir string, extraEnv []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Dir = dir
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "PG") || strings.HasPrefix(kv, "GS_AUTH_TOKEN_") || strings.HasPrefix(kv, "HOME=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	cmd.Env = append(append(env, "HOME="+t.TempDir(), "PGPASSWORD="+canary), extraEnv...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-
-	err := cmd.Run()
-	res := result{stdout: stdout.String(), stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		res.code = exitErr.ExitCode()
-	default:
-		t.Fatalf("running %s failed: %v", binary, err)
-	}
-	return res
+	r := testbin.Run(t, bins.Create, dir, append([]string{"PGPASSWORD=" + canary}, extraEnv...), args...)
+	return result{code: r.Code, stdout: r.Stdout, stderr: r.Stderr}
 }
 
-// assertNoPassword fails t if the output of res contains the canary.
 func assertNoPassword(t *testing.T, res result) {
 	t.Helper()
 	if strings.Contains(res.stdout, canary) {
@@ -485,12 +443,12 @@ func TestCreateWrongPassword(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			server := startFakePostgres(t, tt.echo)
-			dsn := "postgres://" + tt.userinfo + "@" + server.addr + "/groupserver?sslmode=disable"
+			server := fakepg.Start(t, tt.echo)
+			dsn := "postgres://" + tt.userinfo + "@" + server.Addr + "/groupserver?sslmode=disable"
 
 			res := run(t, t.TempDir(), nil, dsn)
 
-			if got := server.received(); len(got) == 0 || got[0] != canary {
+			if got := server.Received(); len(got) == 0 || got[0] != canary {
 				t.Errorf("fake server received passwords %q, expected the client to send %q", got, canary)
 			}
 			if res.code != 2 {

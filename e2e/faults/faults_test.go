@@ -22,28 +22,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/gs-auth-token/gs-auth-token/internal/testbin"
 	"github.com/gs-auth-token/gs-auth-token/internal/testdb"
 	"github.com/gs-auth-token/gs-auth-token/internal/testproxy"
 	"github.com/gs-auth-token/gs-auth-token/store"
 )
 
-var binary string
+// bins holds the paths of the commands that TestMain builds.
+var bins testbin.Binaries
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "gsat-faults-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "gs-auth-token")
-	out, err := exec.Command("go", "build", "-o", binary, "../../cmd/gs-auth-token").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building gs-auth-token failed: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testbin.Main(m, &bins))
 }
 
 // staleness is the cache bound the server runs with in these tests.
@@ -97,7 +86,7 @@ var addrPattern = regexp.MustCompile(`address=http://(127\.0\.0\.1:\d+)`)
 // start runs serve and waits for its address.
 func (e *env) start() {
 	e.t.Helper()
-	cmd := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--dsn", e.proxied,
+	cmd := exec.Command(bins.Tool, "serve", "--listen", "127.0.0.1:0", "--dsn", e.proxied,
 		"--cache-staleness", staleness.String(), "--audit-spool", e.spool, "--throttle-failures", "0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -122,19 +122,19 @@ func cliCommands() []cliCommand {
 		}
 	}
 	return []cliCommand{
-		{"gs_auth_token_create", createBinary, func(dsn string, dsnArgs []string) []string {
+		{"gs_auth_token_create", bins.Create, func(dsn string, dsnArgs []string) []string {
 			if dsnArgs == nil {
 				return nil
 			}
 			return []string{dsn}
 		}},
-		{"create", binary, sub("create", "--name", "hygiene")},
-		{"list", binary, sub("list")},
-		{"revoke", binary, sub("revoke", "hygiene")},
-		{"rotate", binary, sub("rotate", "hygiene", "--grace", "0")},
-		{"audit", binary, sub("audit")},
-		{"migrate", binary, sub("migrate")},
-		{"serve", binary, sub("serve", "--listen", "127.0.0.1:0", "--log-level", "debug")},
+		{"create", bins.Tool, sub("create", "--name", "hygiene")},
+		{"list", bins.Tool, sub("list")},
+		{"revoke", bins.Tool, sub("revoke", "hygiene")},
+		{"rotate", bins.Tool, sub("rotate", "hygiene", "--grace", "0")},
+		{"audit", bins.Tool, sub("audit")},
+		{"migrate", bins.Tool, sub("migrate")},
+		{"serve", bins.Tool, sub("serve", "--listen", "127.0.0.1:0", "--log-level", "debug")},
 	}
 }
 
@@ -195,20 +195,20 @@ func TestCLIStrayDSN(t *testing.T) {
 		bin  string
 		args []string
 	}{
-		{"list argument", binary, []string{"list", dsn}},
-		{"create argument", binary, []string{"create", dsn}},
-		{"audit argument", binary, []string{"audit", dsn}},
-		{"migrate argument", binary, []string{"migrate", dsn}},
-		{"serve argument", binary, []string{"serve", "--listen", "127.0.0.1:0", dsn}},
-		{"revoke name", binary, []string{"revoke", dsn}},
-		{"rotate name", binary, []string{"rotate", dsn}},
-		{"subcommand", binary, []string{dsn}},
-		{"extra argument", binary, []string{"list", "--dsn", dsn, "extra"}},
-		{"unknown flag", binary, []string{"--dsn=" + dsn, "list", "--bogus"}},
-		{"misspelt flag", binary, []string{"list", "--dns", dsn}},
-		{"legacy two arguments", createBinary, []string{dsn, "extra"}},
-		{"legacy --dsn", createBinary, []string{"--dsn", dsn}},
-		{"legacy --dsn=", createBinary, []string{"--dsn=" + dsn}},
+		{"list argument", bins.Tool, []string{"list", dsn}},
+		{"create argument", bins.Tool, []string{"create", dsn}},
+		{"audit argument", bins.Tool, []string{"audit", dsn}},
+		{"migrate argument", bins.Tool, []string{"migrate", dsn}},
+		{"serve argument", bins.Tool, []string{"serve", "--listen", "127.0.0.1:0", dsn}},
+		{"revoke name", bins.Tool, []string{"revoke", dsn}},
+		{"rotate name", bins.Tool, []string{"rotate", dsn}},
+		{"subcommand", bins.Tool, []string{dsn}},
+		{"extra argument", bins.Tool, []string{"list", "--dsn", dsn, "extra"}},
+		{"unknown flag", bins.Tool, []string{"--dsn=" + dsn, "list", "--bogus"}},
+		{"misspelt flag", bins.Tool, []string{"list", "--dns", dsn}},
+		{"legacy two arguments", bins.Create, []string{dsn, "extra"}},
+		{"legacy --dsn", bins.Create, []string{"--dsn", dsn}},
+		{"legacy --dsn=", bins.Create, []string{"--dsn=" + dsn}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -258,7 +258,7 @@ func TestServeErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			args := append([]string{"serve", "--dsn", dsn, "--log-level", "debug"}, c.args...)
-			got := run(t, s.dir, nil, binary, args...)
+			got := run(t, s.dir, nil, bins.Tool, args...)
 			if got.code == 0 {
 				t.Errorf("exit status = 0, want a failure; stderr: %s", got.stderr)
 			}

@@ -276,7 +276,7 @@ func cleanEnv() []string {
 // cli runs gs-auth-token with args, records its output and returns it.
 func (s *suite) cli(args ...string) result {
 	s.t.Helper()
-	r := run(s.t, s.dir, nil, binary, args...)
+	r := run(s.t, s.dir, nil, bins.Tool, args...)
 	s.record(fmt.Sprintf("standard output of gs-auth-token %s", args[0]), r.stdout)
 	s.record(fmt.Sprintf("standard error of gs-auth-token %s", args[0]), r.stderr)
 	return r
@@ -297,7 +297,7 @@ func (s *suite) cliOK(args ...string) result {
 // (create or rotate), adds the token to the secrets and returns it.
 func (s *suite) newToken(label string, args ...string) string {
 	s.t.Helper()
-	r := run(s.t, s.dir, nil, binary, args...)
+	r := run(s.t, s.dir, nil, bins.Tool, args...)
 	if r.code != 0 {
 		s.t.Fatalf("gs-auth-token %q exited with %d: %s", args, r.code, r.stderr)
 	}
@@ -320,7 +320,7 @@ var indentedTokenPattern = regexp.MustCompile(`(?m)^    (\S+)$`)
 // it prints to the secrets and returns it.
 func (s *suite) legacyToken(label, dsn string) string {
 	s.t.Helper()
-	r := run(s.t, s.dir, nil, createBinary, dsn)
+	r := run(s.t, s.dir, nil, bins.Create, dsn)
 	if r.code != 0 {
 		s.t.Fatalf("gs_auth_token_create exited with %d: %s", r.code, r.stderr)
 	}
@@ -396,7 +396,7 @@ var servingPattern = regexp.MustCompile(`serving hooks[^\n]*?address[^\n]*?(http
 func startServe(t *testing.T, dir string, env []string, args ...string) *server {
 	t.Helper()
 	all := append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)
-	s := &server{cmd: exec.Command(binary, all...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	s := &server{cmd: exec.Command(bins.Tool, all...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	s.cmd.Dir = dir
 	s.cmd.Env = append(cleanEnv(), env...)
 	s.cmd.Stdout = s.stdout

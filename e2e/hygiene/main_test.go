@@ -11,49 +11,15 @@
 package hygiene
 
 import (
-	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/gs-auth-token/gs-auth-token/internal/testbin"
 )
 
-// Paths of the commands that TestMain builds.
-var (
-	binary       string // gs-auth-token
-	createBinary string // gs_auth_token_create
-)
+// bins holds the paths of the commands that TestMain builds.
+var bins testbin.Binaries
 
 func TestMain(m *testing.M) {
-	os.Exit(buildAndRun(m))
-}
-
-// buildAndRun builds both commands into a temporary directory, runs the
-// tests and removes the directory.
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "gs-auth-token-hygiene-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "creating a temporary directory failed: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-
-	binary = filepath.Join(dir, "gs-auth-token")
-	createBinary = filepath.Join(dir, "gs_auth_token_create")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	for _, b := range []struct{ out, pkg string }{
-		{binary, "./cmd/gs-auth-token"},
-		{createBinary, "./cmd/gs_auth_token_create"},
-	} {
-		build := exec.CommandContext(ctx, "go", "build", "-o", b.out, b.pkg)
-		build.Dir = filepath.Join("..", "..")
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s failed: %v\n%s", b.pkg, err, out)
-			return 1
-		}
-	}
-	return m.Run()
+	os.Exit(testbin.Main(m, &bins))
 }

@@ -62,7 +62,7 @@ func lifecycleRun(t *testing.T, binary string, args ...string) lifecycleResult {
 // lifecycleCLI runs gs-auth-token on the store dsn.
 func lifecycleCLI(t *testing.T, dsn string, args ...string) lifecycleResult {
 	t.Helper()
-	return lifecycleRun(t, lifecycleBinary, append([]string{"--dsn", dsn}, args...)...)
+	return lifecycleRun(t, bins.Tool, append([]string{"--dsn", dsn}, args...)...)
 }
 
 // lifecycleOK runs gs-auth-token on dsn and fails t unless it exits 0.
@@ -134,7 +134,7 @@ var lifecycleAddress = regexp.MustCompile(`msg="serving hooks" address=(http://1
 func lifecycleServe(t *testing.T, dsn string, args ...string) *lifecycleServer {
 	t.Helper()
 	full := append([]string{"--dsn", dsn, "serve", "--listen", "127.0.0.1:0"}, args...)
-	s := &lifecycleServer{cmd: exec.Command(lifecycleBinary, full...), stdout: &lifecycleBuffer{}, stderr: &lifecycleBuffer{}, done: make(chan struct{})}
+	s := &lifecycleServer{cmd: exec.Command(bins.Tool, full...), stdout: &lifecycleBuffer{}, stderr: &lifecycleBuffer{}, done: make(chan struct{})}
 	s.cmd.Env = lifecycleEnv()
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
 	if err := s.cmd.Start(); err != nil {
@@ -563,7 +563,7 @@ func TestLifecycleLegacyBesideNamed(t *testing.T) {
 	for _, b := range testdb.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			dsn := lifecycleStore(t, b)
-			res := lifecycleRun(t, lifecycleCreateBinary, dsn)
+			res := lifecycleRun(t, bins.Create, dsn)
 			if res.code != 0 {
 				t.Fatalf("gs_auth_token_create exited %d; stderr:\n%s", res.code, res.stderr)
 			}

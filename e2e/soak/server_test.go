@@ -91,7 +91,7 @@ type server struct {
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
 	all := append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)
-	s := &server{cmd: exec.Command(binary, all...), log: &serverLog{lost: map[string]int{}}, exited: make(chan struct{})}
+	s := &server{cmd: exec.Command(bins.Tool, all...), log: &serverLog{lost: map[string]int{}}, exited: make(chan struct{})}
 	s.cmd.Dir = t.TempDir()
 	s.cmd.Stderr = s.log
 	if err := s.cmd.Start(); err != nil {

@@ -73,18 +73,18 @@ func TestSoak(t *testing.T) {
 	}
 	duration := soakDuration(t)
 	direct := testdb.Postgres(t)
-	if _, err := command(binary, "migrate", "--dsn", direct); err != nil {
+	if _, err := command(bins.Tool, "migrate", "--dsn", direct); err != nil {
 		t.Fatal(err)
 	}
 	// GroupServer's plain-text token, so that wrong plain tokens are
 	// compared against a stored one.
-	if _, err := command(createBinary, direct); err != nil {
+	if _, err := command(bins.Create, direct); err != nil {
 		t.Fatal(err)
 	}
 	rotatedTok := newToken(t, "create", "--dsn", direct, "--name", rotatedName)
 	steadyTok := newToken(t, "create", "--dsn", direct, "--name", steadyName)
 	revokedTok := newToken(t, "create", "--dsn", direct, "--name", revokedName)
-	if _, err := command(binary, "revoke", revokedName, "--dsn", direct); err != nil {
+	if _, err := command(bins.Tool, "revoke", revokedName, "--dsn", direct); err != nil {
 		t.Fatal(err)
 	}
 
@@ -195,7 +195,7 @@ func (r *run) rotate(t *testing.T, dsn string, deadline time.Time) int {
 	for next := r.start.Add(rotateEvery); next.Before(deadline); next = next.Add(rotateEvery) {
 		time.Sleep(time.Until(next))
 		started := time.Now()
-		out, err := command(binary, "rotate", rotatedName, "--grace", grace.String(), "--dsn", dsn)
+		out, err := command(bins.Tool, "rotate", rotatedName, "--grace", grace.String(), "--dsn", dsn)
 		if err != nil {
 			t.Errorf("rotation at %s: %v", started.Sub(r.start).Round(time.Millisecond), err)
 			continue
@@ -385,7 +385,7 @@ func command(bin string, args ...string) (string, error) {
 // newToken runs a command that prints one token and returns the token.
 func newToken(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := command(binary, args...)
+	out, err := command(bins.Tool, args...)
 	if err != nil {
 		t.Fatal(err)
 	}

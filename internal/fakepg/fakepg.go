@@ -1,4 +1,7 @@
-package main
+// Package fakepg is a PostgreSQL protocol peer for tests of password
+// handling: the local test server trusts every client, so it never asks
+// for a password.
+package fakepg
 
 import (
 	"fmt"
@@ -10,11 +13,12 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// fakePostgres is a PostgreSQL protocol peer on 127.0.0.1 that requests a
+// Server is a PostgreSQL protocol peer on 127.0.0.1 that requests a
 // cleartext password from every client and rejects it with SQLSTATE 28P01,
 // as a server with password authentication does for a wrong password.
-type fakePostgres struct {
-	addr string
+type Server struct {
+	// Addr is the host:port the server listens on.
+	Addr string
 	// echo makes the error message quote the password it received, as a
 	// careless server or proxy might, to test that clients scrub it.
 	echo bool
@@ -23,14 +27,14 @@ type fakePostgres struct {
 	passwords []string
 }
 
-// startFakePostgres starts a fakePostgres and stops it when t ends.
-func startFakePostgres(t *testing.T, echo bool) *fakePostgres {
+// Start starts a Server and stops it when t ends.
+func Start(t testing.TB, echo bool) *Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listening on 127.0.0.1 failed: %v", err)
 	}
-	f := &fakePostgres{addr: ln.Addr().String(), echo: echo}
+	f := &Server{Addr: ln.Addr().String(), echo: echo}
 
 	var conns sync.WaitGroup
 	var accept sync.WaitGroup
@@ -52,13 +56,14 @@ func startFakePostgres(t *testing.T, echo bool) *fakePostgres {
 }
 
 // received returns the passwords clients sent.
-func (f *fakePostgres) received() []string {
+// Received returns the passwords that clients sent.
+func (f *Server) Received() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.passwords...)
 }
 
-func (f *fakePostgres) serve(conn net.Conn) {
+func (f *Server) serve(conn net.Conn) {
 	defer conn.Close()
 	// The deadline only stops a stuck client from holding up the test.
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
