@@ -179,7 +179,7 @@ func (f Field) parse(raw string) (any, error) {
 		case "0", "false", "off", "no":
 			return false, nil
 		}
-		return nil, f.problem(ErrInvalid, "must be true or false")
+		return nil, f.problem(ErrInvalid, "must be true or false (also accepted: 1 or 0, on or off, yes or no)")
 	case Choice:
 		if !f.allows(raw) {
 			return nil, f.problem(ErrInvalid, "must be one of "+strings.Join(quoteAll(f.Values), ", "))

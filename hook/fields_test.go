@@ -85,13 +85,13 @@ func TestFieldErrors(t *testing.T) {
 		{"ascii line break", "&name=Ann&code=a%0Ab", []string{"Code: must be a single line"}},
 		{"int letters", "&name=Ann&count=abc", []string{"Count: must be a whole number, such as 42"}},
 		{"int fraction", "&name=Ann&count=1.5", []string{"Count: must be a whole number, such as 42"}},
-		{"bool unknown", "&name=Ann&flag=maybe", []string{"Flag: must be true or false"}},
+		{"bool unknown", "&name=Ann&flag=maybe", []string{"Flag: must be true or false (also accepted: 1 or 0, on or off, yes or no)"}},
 		{"choice unknown", "&name=Ann&colour=blue", []string{`Colour: must be one of "red", "green"`}},
 		{"choice wrong case", "&name=Ann&colour=Red", []string{`Colour: must be one of "red", "green"`}},
 		{"several in order", "&count=abc&colour=blue&flag=maybe", []string{
 			"Name: Required input is missing.",
 			"Count: must be a whole number, such as 42",
-			"Flag: must be true or false",
+			"Flag: must be true or false (also accepted: 1 or 0, on or off, yes or no)",
 			`Colour: must be one of "red", "green"`,
 		}},
 	}

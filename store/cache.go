@@ -181,6 +181,12 @@ func (c *Cache) verify(ctx context.Context, siteID, supplied string, siteOnly bo
 	if !token.HasPrefix(supplied) {
 		c.hits.Add(1)
 		entry, err := snap.legacy.Check(supplied)
+		var me *token.MismatchError
+		if errors.As(err, &me) && me.Reason == token.ReasonNoneStored && len(snap.named) > 0 {
+			// Named tokens exist, so the site does have tokens: the
+			// supplied one is simply unknown.
+			return token.Entry{}, &token.MismatchError{Reason: token.ReasonUnknown}
+		}
 		if err == nil && siteOnly {
 			return token.Entry{}, &token.MismatchError{Reason: token.ReasonWrongSite, TokenID: entry.ID}
 		}

@@ -72,3 +72,28 @@ func cacheWaitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestCacheUnknownBesideNamedTokens checks that a wrong token in
+// GroupServer's format is reported as unknown, not as "no token stored",
+// when only named tokens exist.
+func TestCacheUnknownBesideNamedTokens(t *testing.T) {
+	ctx := context.Background()
+	st := cacheOpenStore(t, testdb.SQLite(t))
+	if _, _, err := st.CreateToken(ctx, "crm", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := st.NewCache(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+
+	_, err = cache.Verify(ctx, "", "wrong")
+	var me *token.MismatchError
+	if !errors.As(err, &me) {
+		t.Fatalf("Verify error = %v, want a MismatchError", err)
+	}
+	if me.Reason != token.ReasonUnknown {
+		t.Errorf("reason = %v, want %v", me.Reason, token.ReasonUnknown)
+	}
+}

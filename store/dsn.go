@@ -84,14 +84,9 @@ func parsePostgres(s string) (DSN, error) {
 		return DSN{}, &DSNError{DSN: s, Problem: "malformed PostgreSQL URL: the scheme must be followed by //",
 			Hint: "write postgresql://USER@HOST:PORT/DB"}
 	}
-	u, err := url.Parse(s)
-	if err != nil {
+	if _, err := url.Parse(s); err != nil {
 		return DSN{}, &DSNError{DSN: s, Problem: "malformed PostgreSQL URL: " + describeURLError(err),
 			Hint: "percent-encode special characters in the user name and password (% as %25, @ as %40)"}
-	}
-	if u.Host == "" && u.Query().Get("host") == "" {
-		return DSN{}, &DSNError{DSN: s, Problem: "the PostgreSQL URL names no host",
-			Hint: "write postgresql://USER@HOST:PORT/DB"}
 	}
 	scheme, rest, _ := strings.Cut(s, ":") // pgx accepts only a lower-case scheme
 	cfg, err := pgx.ParseConfig(strings.ToLower(scheme) + ":" + rest)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"time"
@@ -48,6 +49,10 @@ func (s *Store) ReplaceLegacyToken(ctx context.Context, tok string) error {
 	}
 	if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO option (component_id, option_id, site_id, group_id, value) VALUES (?, ?, '', '', ?)"),
 		LegacyComponent, LegacyOption, tok); err != nil {
+		return s.opError("replace token in", err)
+	}
+	// The last use recorded was the old token's.
+	if err := s.forgetLegacyUse(ctx, tx); err != nil {
 		return s.opError("replace token in", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -198,4 +203,20 @@ func (s *Store) warnInvalidStored(problem string) {
 	s.logger.Warn("stored token is invalid, so it is ignored: "+problem,
 		slog.String("component_id", LegacyComponent), slog.String("option_id", LegacyOption),
 		slog.String("hint", "run gs_auth_token_create to store a new token"))
+}
+
+// forgetLegacyUse deletes the last use of the plain-text token, when the
+// table for it exists: a database that GroupServer's tools manage may not
+// have been migrated.
+func (s *Store) forgetLegacyUse(ctx context.Context, tx *sql.Tx) error {
+	var exists bool
+	q := "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'gs_auth_token_use')"
+	if s.dsn.Backend == PostgreSQL {
+		q = "SELECT to_regclass('gs_auth_token_use') IS NOT NULL"
+	}
+	if err := tx.QueryRowContext(ctx, q).Scan(&exists); err != nil || !exists {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, s.rebind("DELETE FROM gs_auth_token_use WHERE token_id = ?"), LegacyTokenID)
+	return err
 }

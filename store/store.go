@@ -66,6 +66,7 @@ type Store struct {
 	random   io.Reader
 	usage    *usageRecorder
 	caches   cacheSet
+	noCreate bool
 
 	warnMu sync.Mutex
 	warned map[string]time.Time
@@ -78,6 +79,14 @@ type Option func(*Store)
 // stored token that can never match. The default discards them.
 func WithLogger(l *slog.Logger) Option {
 	return func(s *Store) { s.logger = l }
+}
+
+// WithoutCreate makes Open fail, with an error matching [ErrUnavailable],
+// when a SQLite file does not exist, instead of creating it. Commands that
+// only read or change existing tokens use it, so that a mistyped path is
+// reported rather than answered from a new, empty database.
+func WithoutCreate() Option {
+	return func(s *Store) { s.noCreate = true }
 }
 
 // WithClock sets the clock that decides expiry and dates new tokens and
@@ -156,6 +165,10 @@ func (s *Store) openSQLite() error {
 		return &OpError{Op: "open", Store: s.dsn.String(), unavailable: true,
 			Err:  fmt.Errorf("%s is a directory, not a SQLite file", path),
 			Hint: "name a file inside it, for example sqlite:" + filepath.Join(path, "gs-auth-token.db")}
+	case errors.Is(err, fs.ErrNotExist) && s.noCreate:
+		return &OpError{Op: "open", Store: s.dsn.String(), unavailable: true,
+			Err:  fmt.Errorf("the SQLite file %s does not exist", path),
+			Hint: "check the path, or create the database with 'gs-auth-token migrate --dsn sqlite:" + path + "'"}
 	case errors.Is(err, fs.ErrNotExist):
 		f, cerr := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if cerr != nil && !errors.Is(cerr, fs.ErrExist) {
@@ -253,7 +266,9 @@ func (s *Store) scrub(err error) string {
 // isUnavailable reports whether err means the database could not be reached
 // or opened, as opposed to a failed statement.
 func isUnavailable(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// A connection cut mid-answer ends in an EOF from the driver.
 		return true
 	}
 	var ce *pgconn.ConnectError
@@ -298,6 +313,8 @@ func (s *Store) hintFor(err error) string {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {
+		case pe.Code == "42P01":
+			return "run 'gs-auth-token migrate' to create the tables; if migrate fails so too, check that the schema named by search_path exists (CREATE SCHEMA name)"
 		case pe.Code == "28P01" || pe.Code == "28000":
 			return "check the user name and password; the password may also come from PGPASSWORD or ~/.pgpass"
 		case pe.Code == "3D000":
@@ -320,6 +337,8 @@ func (s *Store) hintFor(err error) string {
 		return "create the database first (createdb NAME), or fix the database name in the DSN"
 	case strings.Contains(msg, "readonly database") || strings.Contains(msg, "read-only"):
 		return "the SQLite file is read-only; make it writable (chmod u+w) or name another file"
+	case strings.Contains(msg, "no such table"):
+		return "run 'gs-auth-token migrate' to create the tables"
 	case strings.Contains(msg, "not a database"):
 		return "the file is not a SQLite database; name another file"
 	}

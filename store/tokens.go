@@ -221,7 +221,7 @@ func (s *Store) RevokeToken(ctx context.Context, ref, siteID string) ([]Token, e
 		}
 	}
 	if len(targets) == 0 {
-		return nil, fmt.Errorf("%w: no unrevoked token has the id or name %q on %s; run 'gs-auth-token list' to see them", ErrNotFound, ref, siteText(siteID))
+		return nil, fmt.Errorf("%w: no unrevoked token has the id or name %q on %s; run 'gs-auth-token list' to see them, and give --site for a site's token", ErrNotFound, ref, siteText(siteID))
 	}
 	for i := range targets {
 		if _, err := tx.ExecContext(ctx, s.rebind("UPDATE gs_auth_token SET revoked_at = ? WHERE id = ?"), s.timeArg(now), targets[i].ID); err != nil {
@@ -451,7 +451,7 @@ func (s *Store) currentToken(ctx context.Context, tx *sql.Tx, siteID, name strin
 		return Token{}, err
 	}
 	if len(ts) == 0 {
-		return Token{}, fmt.Errorf("%w: no active token named %q on %s; run 'gs-auth-token list' to see them", ErrNotFound, name, siteText(siteID))
+		return Token{}, fmt.Errorf("%w: no active token named %q on %s; run 'gs-auth-token list' to see them, and give --site for a site's token", ErrNotFound, name, siteText(siteID))
 	}
 	return ts[0], nil
 }

@@ -34,7 +34,7 @@ newest first: when, what, which site, which page and which client. With
 				return &usageError{msg: fmt.Sprintf("invalid --limit %d: must be a positive number", limit)}
 			}
 			ctx := cmd.Context()
-			st, err := openStore(ctx, a.dsn(), nil)
+			st, err := openStore(ctx, a.dsn(), existingOnly)
 			if err != nil {
 				return err
 			}

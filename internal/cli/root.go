@@ -56,14 +56,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
 	var ue *usageError
 	if errors.As(err, &ue) || !isRunError(err) {
 		fmt.Fprintf(stderr, "%s: error: %v\n", prog, err)
-		fmt.Fprintf(stderr, "%s: hint: run '%s --help' for usage\n", prog, prog)
+		fmt.Fprintf(stderr, "%s: hint: run '%s --help' for usage\n", prog, cmd.CommandPath())
 		return ExitInvalid
 	}
 	return report(stderr, prog, a.dsn(), err)

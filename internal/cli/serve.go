@@ -56,10 +56,11 @@ func (a *app) serveCommand() *cobra.Command {
   /gs-auth-token-check.json   action "check": 200 with the site when the token is
                               valid, 401 when it is not
 
-When no token is valid for the site, serve creates one named "default" and
-prints it once on standard output. Tokens may come in the body field
+When no token is valid for the site, serve creates one named "default"
+and prints it once on standard output. Tokens may come in the body field
 "token" or in an "Authorization: Bearer TOKEN" header. A client address
-with too many failed authentications gets 429 until its count recovers. Logs, including an access log without query strings, go to
+with too many failed authentications gets 429 until its count recovers;
+each such request is held up to a second first. Logs, including an access log without query strings, go to
 standard error. SIGINT or SIGTERM stops it after the requests in flight.
 
 Try it:
@@ -115,21 +116,28 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	if err := store.ValidateSiteID(o.siteID); err != nil {
 		return &usageError{msg: "invalid --site-id: " + err.Error()}
 	}
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		return &usageError{msg: fmt.Sprintf("invalid --listen %q: give a host and port, such as 127.0.0.1:8080", o.listen)}
+	}
 
 	st, err := openStore(ctx, a.dsn(), []store.Option{store.WithLogger(logger)})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := a.ensureFirstToken(ctx, st, o.siteID, o.rejectInstallWide, logger); err != nil {
-		return err
-	}
 
+	// Listen before making a first token, so that a port in use does not
+	// leave a token printed for a server that never ran.
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("listening on %s failed: %w", o.listen, err),
 			hint: "choose another address with --listen, or stop the program that uses this one"}
 	}
+	defer ln.Close()
+	if err := a.ensureFirstToken(ctx, st, o.siteID, o.rejectInstallWide, logger); err != nil {
+		return err
+	}
+
 	site := hook.Site{ID: o.siteID, Name: o.siteName}
 	batchOpts := []audit.BatcherOption{audit.WithBatchLogger(logger), audit.WithQueueSize(o.auditQueue)}
 	if o.auditSpool != "" {

@@ -14,6 +14,10 @@ import (
 	"github.com/gs-auth-token/gs-auth-token/store"
 )
 
+// existingOnly opens a SQLite store only if its file exists, for commands
+// that have nothing to do in a new, empty database.
+var existingOnly = []store.Option{store.WithoutCreate()}
+
 // parseDuration parses a duration that may be zero; besides Go's units it
 // accepts a whole number of days, such as 30d.
 func parseDuration(flag, s string) (time.Duration, error) {
@@ -116,7 +120,7 @@ or the store failed.`,
 			if err != nil {
 				return err
 			}
-			st, err := openStore(cmd.Context(), a.dsn(), nil)
+			st, err := openStore(cmd.Context(), a.dsn(), existingOnly)
 			if err != nil {
 				return err
 			}
@@ -157,7 +161,7 @@ table. GroupServer's own Python hooks read that token, so do it only when
 'list' shows that no client has used it for a while.`,
 		Args: exactlyOne("NAME|ID"),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			st, err := openStore(cmd.Context(), a.dsn(), nil)
+			st, err := openStore(cmd.Context(), a.dsn(), existingOnly)
 			if err != nil {
 				return err
 			}
@@ -231,7 +235,7 @@ recorded at most once a minute per token and instance. GroupServer's
 plain-text token, when present, is listed with the id "legacy".`,
 		Args: noArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			st, err := openStore(cmd.Context(), a.dsn(), nil)
+			st, err := openStore(cmd.Context(), a.dsn(), existingOnly)
 			if err != nil {
 				return err
 			}
