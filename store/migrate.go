@@ -3,11 +3,14 @@ package store
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/database"
 	"github.com/pressly/goose/v3/lock"
@@ -119,11 +122,23 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 			if isUnavailable(err) {
 				return s.opError("check schema of", err)
 			}
-			return &OpError{Op: "check schema of", Store: s.dsn.String(), Err: fmt.Errorf("%w: table %s must have the columns %s: %s",
-				ErrSchema, c.table, c.columns, scrub(describe(err), s.secrets)),
+			problem := fmt.Errorf("%w: table %s must have the columns %s: %s", ErrSchema, c.table, c.columns, scrub(describe(err), s.secrets))
+			if isMissingTable(err) {
+				problem = fmt.Errorf("%w: table %s does not exist", ErrSchema, c.table)
+			}
+			return &OpError{Op: "check schema of", Store: s.dsn.String(), Err: problem,
 				Hint: "the table may belong to another application; point the DSN at a GroupServer database or an empty one"}
 		}
 		rows.Close()
 	}
 	return nil
+}
+
+// isMissingTable reports whether err says that a table does not exist.
+func isMissingTable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "42P01"
+	}
+	return strings.Contains(err.Error(), "no such table")
 }
