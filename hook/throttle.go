@@ -53,6 +53,9 @@ type Throttle struct {
 
 	tarpit time.Duration
 	held   chan struct{}
+	// tracked mirrors len(clients), so that checking a client when no
+	// client has failed takes no lock and parses no address.
+	tracked atomic.Int64
 
 	lockouts, refused atomic.Int64
 }
@@ -145,6 +148,9 @@ func (t *Throttle) Blocked(addr string) (time.Duration, bool) {
 // remaining returns the time until the client at addr may try again, by
 // the throttle's clock, and whether it is locked out now.
 func (t *Throttle) remaining(addr string) (time.Duration, bool) {
+	if t.tracked.Load() == 0 {
+		return 0, false
+	}
 	key := throttleKey(addr)
 	now := t.now()
 	t.mu.Lock()
@@ -175,6 +181,7 @@ func (t *Throttle) Failure(addr string) bool {
 		t.makeRoom(now)
 		st = &clientState{limiter: rate.NewLimiter(t.limit, t.burst)}
 		t.clients[key] = st
+		t.tracked.Store(int64(len(t.clients)))
 	}
 	st.lastSeen = now
 	st.limiter.AllowN(now, 1)

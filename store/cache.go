@@ -63,6 +63,10 @@ type snapshot struct {
 type cachedToken struct {
 	digest token.Digest
 	token  Token
+	// touched is when this cache last passed a use of the token to the
+	// usage recorder, in Unix nanoseconds, so that most hits skip the
+	// recorder's lock.
+	touched atomic.Int64
 }
 
 // CacheStats are counters of a Cache.
@@ -181,11 +185,12 @@ func (c *Cache) verify(ctx context.Context, siteID, supplied string, siteOnly bo
 	if !token.HasPrefix(supplied) {
 		c.hits.Add(1)
 		entry, err := snap.legacy.Check(supplied)
-		var me *token.MismatchError
-		if errors.As(err, &me) && me.Reason == token.ReasonNoneStored && len(snap.named) > 0 {
-			// Named tokens exist, so the site does have tokens: the
-			// supplied one is simply unknown.
-			return token.Entry{}, &token.MismatchError{Reason: token.ReasonUnknown}
+		if err != nil && snap.legacy.Len() == 0 && len(snap.named) > 0 && errors.Is(err, token.ErrMismatch) {
+			if me, ok := err.(*token.MismatchError); ok && me.Reason == token.ReasonNoneStored {
+				// Named tokens exist, so the site does have tokens: the
+				// supplied one is simply unknown.
+				return token.Entry{}, &token.MismatchError{Reason: token.ReasonUnknown}
+			}
 		}
 		if err == nil && siteOnly {
 			return token.Entry{}, &token.MismatchError{Reason: token.ReasonWrongSite, TokenID: entry.ID}
@@ -195,12 +200,14 @@ func (c *Cache) verify(ctx context.Context, siteID, supplied string, siteOnly bo
 		}
 		return entry, err
 	}
-	id, err := token.ParseID(supplied)
-	if err != nil {
-		return token.Entry{}, &token.MismatchError{Reason: token.ReasonMalformed}
-	}
-	ct, ok := snap.named[id]
+	// A cached id is settled by the digest comparison below, which a
+	// token with a wrong checksum fails too, so the checksum is computed
+	// only before a database lookup.
+	ct, ok := snap.named[token.CandidateID(supplied)]
 	if !ok {
+		if _, err := token.ParseID(supplied); err != nil {
+			return token.Entry{}, &token.MismatchError{Reason: token.ReasonMalformed}
+		}
 		c.misses.Add(1)
 		entry, err := c.store.verifyNamed(ctx, siteID, supplied, siteOnly)
 		if err == nil {
@@ -211,12 +218,21 @@ func (c *Cache) verify(ctx context.Context, siteID, supplied string, siteOnly bo
 	c.hits.Add(1)
 	sum := token.Sum(supplied)
 	if subtle.ConstantTimeCompare(sum[:], ct.digest[:]) != 1 {
+		// A match implies a well-formed token, since the stored one is;
+		// only a failure needs the checksum, to name the reason as the
+		// store does.
+		if _, err := token.ParseID(supplied); err != nil {
+			return token.Entry{}, &token.MismatchError{Reason: token.ReasonMalformed}
+		}
 		return token.Entry{}, &token.MismatchError{Reason: token.ReasonUnknown}
 	}
 	if err := judge(&ct.token, siteID, now, siteOnly); err != nil {
 		return token.Entry{}, err
 	}
-	c.store.usage.touch(ct.token.ID, now)
+	if last := ct.touched.Load(); now.UnixNano()-last >= int64(LastUseInterval) || now.UnixNano() < last {
+		ct.touched.Store(now.UnixNano())
+		c.store.usage.touch(ct.token.ID, now)
+	}
 	return token.Entry{Digest: ct.digest, ID: ct.token.ID, Name: ct.token.Name, SiteID: ct.token.SiteID}, nil
 }
 

@@ -56,6 +56,16 @@ func NewFrom(random io.Reader) (tok, id string, err error) {
 // prefix are GroupServer's plain tokens.
 func HasPrefix(s string) bool { return strings.HasPrefix(s, Prefix) }
 
+// CandidateID returns the part of tok where a new-format token has its id,
+// without checking anything else, or "" when tok is too short. It lets a
+// cache look a token up before paying for [ParseID]'s checks.
+func CandidateID(tok string) string {
+	if len(tok) < len(Prefix)+IDLength {
+		return ""
+	}
+	return tok[len(Prefix) : len(Prefix)+IDLength]
+}
+
 // ParseID checks the shape and checksum of a token in the new format and
 // returns its public id. It does no I/O. Errors match [ErrFormat] and never
 // contain the token.
