@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gs-auth-token/gs-auth-token/audit"
+	"github.com/gs-auth-token/gs-auth-token/hook"
 	"github.com/gs-auth-token/gs-auth-token/store"
 )
 
@@ -75,5 +77,14 @@ func BenchmarkLoopback(b *testing.B) {
 	})
 	b.Run("hook", func(b *testing.B) {
 		benchLoopback(b, Handler(Config{Verifier: cache, Logger: slog.New(slog.DiscardHandler)}), tok)
+	})
+	b.Run("serve-config", func(b *testing.B) {
+		// The configuration gs-auth-token serve uses, at --log-level warn.
+		logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		batcher := audit.NewBatcher(st)
+		defer batcher.Close(ctx)
+		h := Handler(Config{Verifier: cache, Audit: batcher, Logger: logger, Stats: &hook.Stats{},
+			Throttle: hook.NewThrottle(hook.DefaultFailures, hook.DefaultWindow)})
+		benchLoopback(b, hook.AccessLog(logger)(h), tok)
 	})
 }
