@@ -16,12 +16,12 @@ import (
 // Hook declares a web hook: what it is for, the arguments it takes and the
 // actions it performs.
 type Hook struct {
-	// Label says what the hook does. It heads the hook's description.
+	// Label describes what the hook does. It heads the hook's description.
 	Label string
 	// Fields are the hook's arguments, in the order they are described.
 	Fields []Field
-	// Actions are what a submission can ask for. A submission names one
-	// action by sending its field, with any value.
+	// Actions are the operations a submission can request. A submission
+	// names one action by sending its field, with any value.
 	Actions []Action
 }
 
@@ -32,8 +32,8 @@ type Action struct {
 	// Label describes the action in the hook's description.
 	Label string
 	// Success runs when the token and every field are valid. Its result is
-	// sent as JSON with status 200. An error is logged and answered with a
-	// generic 500, so its text never reaches the client.
+	// sent as JSON with status 200. An error is logged and the client gets
+	// a generic 500, so the error's text never reaches it.
 	Success func(ctx context.Context, s *Submission) (any, error)
 	// Failure runs when the token or a field is invalid. Nil means
 	// [DefaultFailure]. A custom handler should call [LogAuthError], as
@@ -51,8 +51,8 @@ type Site struct {
 
 // Verifier checks a token for a site, as *store.Store does. It returns the
 // matching entry, an error matching [token.ErrMismatch] for a wrong token,
-// or any other error when the tokens cannot be read; the endpoint then
-// answers 503, failing closed.
+// or any other error when the tokens cannot be read. The endpoint then
+// responds 503, failing closed.
 type Verifier interface {
 	Verify(ctx context.Context, siteID, supplied string) (token.Entry, error)
 }
@@ -114,7 +114,7 @@ func WithAudit(w audit.Writer) Option {
 }
 
 // WithThrottle counts failed authentications per client address in t and
-// answers 429, without checking anything, to an address that is locked
+// responds 429, without checking anything, to an address that is locked
 // out. The default is no throttling; share one Throttle between the
 // endpoints of a server.
 func WithThrottle(t *Throttle) Option { return func(e *Endpoint) { e.throttle = t } }
@@ -183,6 +183,24 @@ func New(h Hook, v Verifier, opts ...Option) *Endpoint {
 	if e.maxBody <= 0 || e.maxParts <= 0 {
 		panic("hook: WithMaxBodyBytes and WithMaxParts need positive limits")
 	}
+
+	e.checkFields()
+	if len(e.tokenFields) > 0 && v == nil {
+		panic("hook: a hook with an AuthToken field needs a Verifier")
+	}
+	e.checkActions()
+	e.nameSubmissions()
+
+	if e.auditWriter != nil {
+		e.recorder = audit.NewRecorder(e.auditWriter, e.logger)
+	}
+	e.description = e.describe()
+	return e
+}
+
+// checkFields checks each field's declaration, panicking on a mistake, and
+// indexes the fields by name.
+func (e *Endpoint) checkFields() {
 	for i := range e.hook.Fields {
 		f := &e.hook.Fields[i]
 		f.check()
@@ -194,9 +212,10 @@ func New(h Hook, v Verifier, opts ...Option) *Endpoint {
 			e.tokenFields = append(e.tokenFields, tokenField{Field: f, index: i})
 		}
 	}
-	if len(e.tokenFields) > 0 && v == nil {
-		panic("hook: a hook with an AuthToken field needs a Verifier")
-	}
+}
+
+// checkActions checks each action's declaration, panicking on a mistake.
+func (e *Endpoint) checkActions() {
 	if len(e.hook.Actions) == 0 {
 		panic("hook: a hook needs at least one Action")
 	}
@@ -213,6 +232,11 @@ func New(h Hook, v Verifier, opts ...Option) *Endpoint {
 			panic(fmt.Sprintf("hook: action %q has the same name as a field", a.Name))
 		}
 	}
+}
+
+// nameSubmissions makes the submitted names of every action and field
+// under every prefix.
+func (e *Endpoint) nameSubmissions() {
 	for _, p := range e.prefixes {
 		names := prefixNames{prefix: p}
 		for _, a := range e.hook.Actions {
@@ -223,11 +247,6 @@ func New(h Hook, v Verifier, opts ...Option) *Endpoint {
 		}
 		e.submitted = append(e.submitted, names)
 	}
-	if e.auditWriter != nil {
-		e.recorder = audit.NewRecorder(e.auditWriter, e.logger)
-	}
-	e.description = e.describe()
-	return e
 }
 
 // tokenField is an AuthToken field and its index in Hook.Fields.

@@ -63,7 +63,7 @@ func (s *Submission) Bool(name string) bool {
 	return v
 }
 
-// ServeHTTP answers a request. GET and HEAD, and a POST that names no
+// ServeHTTP handles a request. GET and HEAD, and a POST that names no
 // action, get the hook's description. A POST that names an action is
 // checked in this order: the token, then every other field; the action's
 // Success handler runs only when all are valid.
@@ -345,7 +345,7 @@ func (e *Endpoint) countFailure(r *http.Request) {
 	})
 }
 
-// rejectThrottled answers a locked-out client with 429 and Retry-After,
+// rejectThrottled responds to a locked-out client with 429 and Retry-After,
 // without reading its body or checking its token.
 func (e *Endpoint) rejectThrottled(w http.ResponseWriter, r *http.Request, wait time.Duration) {
 	e.stats.add(OutcomeThrottled)
@@ -356,7 +356,7 @@ func (e *Endpoint) rejectThrottled(w http.ResponseWriter, r *http.Request, wait 
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))
 	if e.logger.Enabled(r.Context(), slog.LevelDebug) {
-		e.logger.DebugContext(r.Context(), "request from a locked-out client refused",
+		e.logger.DebugContext(r.Context(), "request from a locked-out client rejected",
 			slog.String("client", e.clientAddr(r)), slog.String("page", pageURL(r)))
 	}
 	writeMessages(w, http.StatusTooManyRequests,
@@ -392,7 +392,7 @@ func (e *Endpoint) validate(raw submitted, sub *Submission) []error {
 	return errs
 }
 
-// rejectRequest logs a rejected request and answers it.
+// rejectRequest logs a rejected request and writes its error response.
 func (e *Endpoint) rejectRequest(w http.ResponseWriter, r *http.Request, rerr *requestError) {
 	e.stats.add(OutcomeRejected)
 	e.logger.InfoContext(r.Context(), "request rejected",
