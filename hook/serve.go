@@ -356,7 +356,7 @@ func (e *Endpoint) rejectThrottled(w http.ResponseWriter, r *http.Request, wait 
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(seconds))
 	if e.logger.Enabled(r.Context(), slog.LevelDebug) {
-		e.logger.DebugContext(r.Context(), "request from a locked-out client rejected",
+		e.logger.DebugContext(r.Context(), "request from a locked-out client refused",
 			slog.String("client", e.clientAddr(r)), slog.String("page", pageURL(r)))
 	}
 	writeMessages(w, http.StatusTooManyRequests,
