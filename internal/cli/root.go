@@ -114,7 +114,8 @@ variable, then ./gs-auth-token.db. A PostgreSQL password may be left out of
 the DSN and given in PGPASSWORD or ~/.pgpass instead.
 
 Exit status: 0 success; 1 a usage error or an unusable DSN; 2 the store
-could not be reached, read or written.`,
+could not be reached, read or written, or a token was not found or is
+already active.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
