@@ -21,13 +21,12 @@ const auditTimeout = 30 * time.Second
 
 type infoKey struct{}
 
-// requestInfo is what an endpoint puts in the context of a submission, for
-// [LogAuthError] and handlers.
+// requestInfo is the endpoint's state of one submission, kept in its
+// context for [LogAuthError] and handlers.
 type requestInfo struct {
-	endpoint   *Endpoint
-	submission *Submission
-	logged     atomic.Bool
-	// sub holds the submission, so that one allocation serves both.
+	endpoint *Endpoint
+	logged   atomic.Bool
+	// sub is the submission, kept here so that one allocation serves both.
 	sub Submission
 }
 
@@ -38,7 +37,7 @@ func SubmissionFrom(ctx context.Context) (*Submission, bool) {
 	if !ok {
 		return nil, false
 	}
-	return info.submission, true
+	return &info.sub, true
 }
 
 // LogAuthError records a token failure, the counterpart of GroupServer's

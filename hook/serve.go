@@ -119,7 +119,6 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := &requestInfo{endpoint: e}
 	info.sub = Submission{Action: action.Name, Site: e.site}
 	sub := &info.sub
-	info.submission = sub
 	ctx := context.WithValue(r.Context(), infoKey{}, info)
 	failure := func(errs []error) {
 		handler := action.Failure

@@ -113,7 +113,7 @@ func (s *Store) NewCache(ctx context.Context, opts ...CacheOption) (*Cache, erro
 	if c.staleness <= 0 {
 		return nil, errors.New("store: the cache's staleness bound must be positive")
 	}
-	if _, err := c.load(ctx); err != nil {
+	if _, err := c.load(ctx, false); err != nil {
 		return nil, err
 	}
 	s.caches.add(c)
@@ -177,7 +177,7 @@ func (c *Cache) verify(ctx context.Context, siteID, supplied string, siteOnly bo
 	snap := c.snap.Load()
 	if now.Sub(snap.loaded) > c.staleness {
 		var err error
-		if snap, err = c.load(ctx); err != nil {
+		if snap, err = c.load(ctx, false); err != nil {
 			return token.Entry{}, err
 		}
 	}
@@ -236,13 +236,15 @@ func (c *Cache) verify(ctx context.Context, siteID, supplied string, siteOnly bo
 	return token.Entry{Digest: ct.digest, ID: ct.token.ID, Name: ct.token.Name, SiteID: ct.token.SiteID}, nil
 }
 
-// load reads every token into a new snapshot. Concurrent callers share one
-// load.
-func (c *Cache) load(ctx context.Context) (*snapshot, error) {
+// load reads every token into a new snapshot. Concurrent callers wait for
+// one another, and unless force is set, a caller that finds a snapshot
+// loaded moments ago uses it instead of reading again. Force is for
+// reloads after a known change.
+func (c *Cache) load(ctx context.Context, force bool) (*snapshot, error) {
 	c.reload.Lock()
 	defer c.reload.Unlock()
 
-	if s := c.snap.Load(); s != nil && c.store.now().Sub(s.loaded) <= c.staleness/4 && ctx.Value(forceReload{}) == nil {
+	if s := c.snap.Load(); s != nil && !force && c.store.now().Sub(s.loaded) <= c.staleness/4 {
 		return s, nil
 	}
 	started := c.store.now()
@@ -265,14 +267,11 @@ func (c *Cache) load(ctx context.Context) (*snapshot, error) {
 	return snap, nil
 }
 
-// forceReload marks a context whose load must read the database even when
-// the snapshot is recent, because a change is known to have happened.
-type forceReload struct{}
-
+// forcedLoad reloads the snapshot now and logs a failure.
 func (c *Cache) forcedLoad() error {
-	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), forceReload{}, true), c.staleness)
+	ctx, cancel := context.WithTimeout(context.Background(), c.staleness)
 	defer cancel()
-	_, err := c.load(ctx)
+	_, err := c.load(ctx, true)
 	if err != nil {
 		c.logger.Warn("reloading the cached tokens failed; checks will fail closed once the copy is older than the staleness bound",
 			slog.Duration("staleness", c.staleness), slog.String("error", err.Error()))

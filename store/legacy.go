@@ -144,43 +144,6 @@ func (s *Store) verify(ctx context.Context, siteID, supplied string, siteOnly bo
 	return entry, err
 }
 
-// CreateLegacyTokenIfNone stores tok as the install-wide token when no
-// gs.auth.token/authToken row exists, and reports whether it did. When
-// several instances start at once, exactly one stores its token.
-func (s *Store) CreateLegacyTokenIfNone(ctx context.Context, tok string) (bool, error) {
-	if err := token.Validate(tok); err != nil {
-		return false, fmt.Errorf("store: refusing to store an invalid token: %w", err)
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return false, s.opError("create token in", err)
-	}
-	defer tx.Rollback()
-
-	if s.dsn.Backend == PostgreSQL {
-		if _, err := tx.ExecContext(ctx, "LOCK TABLE option IN SHARE ROW EXCLUSIVE MODE"); err != nil {
-			return false, s.opError("create token in", err)
-		}
-	}
-	var n int
-	if err := tx.QueryRowContext(ctx, s.rebind("SELECT COUNT(*) FROM option WHERE component_id = ? AND option_id = ?"),
-		LegacyComponent, LegacyOption).Scan(&n); err != nil {
-		return false, s.opError("create token in", err)
-	}
-	if n > 0 {
-		return false, nil
-	}
-	if _, err := tx.ExecContext(ctx, s.rebind("INSERT INTO option (component_id, option_id, site_id, group_id, value) VALUES (?, ?, '', '', ?)"),
-		LegacyComponent, LegacyOption, tok); err != nil {
-		return false, s.opError("create token in", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return false, s.opError("create token in", err)
-	}
-	s.caches.invalidate()
-	return true, nil
-}
-
 // invalidStoredEvery is how often, at most, the same problem with the
 // stored token is logged; the tokens are read on every reload or request.
 const invalidStoredEvery = 10 * time.Minute

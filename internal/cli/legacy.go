@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -121,7 +122,7 @@ func openStore(ctx context.Context, dsn string, opts []store.Option) (*store.Sto
 		err = st.Migrate(ctx)
 	} else {
 		err = st.CheckSchema(ctx)
-		if err != nil && !isUnavailable(err) {
+		if err != nil && !errors.Is(err, store.ErrUnavailable) {
 			err = &exitError{code: ExitFailed, err: err,
 				hint: "create the tables with: gs-auth-token migrate --dsn '" + store.Redact(dsn) + "'"}
 		}
