@@ -43,8 +43,8 @@ const (
 // Batcher writes audit events off the request path: WriteAuditEvent only
 // queues the event, and a goroutine writes the queue in batches of up to
 // [DefaultMaxBatch] events, or whatever has arrived [DefaultMaxDelay] after
-// the first. A slow or unreachable database therefore never delays an
-// answer.
+// the first. A slow or unreachable database therefore never delays a
+// response.
 //
 // With a [Spool] (see [WithSpool]), a batch that cannot be written, and an
 // event that finds the queue full, go to the spool file, and a goroutine
@@ -237,7 +237,7 @@ func (b *Batcher) run() {
 }
 
 // flush writes a batch, or spools it when the database is known to be
-// down or the write fails; without a spool it retries until it succeeds or
+// down or the write fails. Without a spool it retries until it succeeds or
 // Close gives up. It reports whether the batch was stored or spooled.
 func (b *Batcher) flush(batch []Event) bool {
 	if b.spool != nil && b.dbDown.Load() && b.toSpool(batch) == nil {
@@ -256,7 +256,7 @@ func (b *Batcher) flush(batch []Event) bool {
 		if b.spool != nil {
 			b.dbDown.Store(true)
 			if b.toSpool(batch) == nil {
-				b.logger.Warn("writing audit events failed; they are kept in the spool until the database answers",
+				b.logger.Warn("writing audit events failed; they are kept in the spool until the database is reachable",
 					slog.Int("events", len(batch)), slog.String("spool", b.spool.Path()), slog.String("error", err.Error()))
 				return true
 			}
@@ -367,7 +367,8 @@ func (b *Batcher) replayLoop() {
 }
 
 // replay stores the spooled events. An id that is taken means the event
-// was stored before, by a write whose answer was lost, so it is skipped.
+// was stored before, by a write whose acknowledgement was lost, so it is
+// skipped.
 func (b *Batcher) replay() {
 	n, err := b.spool.Replay(func(batch []Event) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

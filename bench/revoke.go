@@ -13,10 +13,11 @@ import (
 	"github.com/gs-auth-token/gs-auth-token/store"
 )
 
-// measureRevocation starts two serve instances on the PostgreSQL store and,
-// cfg.revocations times, makes a token, waits until both accept it,
-// revokes it through admin (as 'gs-auth-token revoke' would), and times how
-// long after the revocation returns each instance first refuses it.
+// measureRevocation starts two serve instances on the PostgreSQL store and
+// repeats a round cfg.revocations times. Each round makes a token, waits
+// until both instances accept it, and revokes it through admin, as
+// 'gs-auth-token revoke' would. It then times, for each instance, the delay
+// from the revocation's return to the first rejection of the token.
 func measureRevocation(ctx context.Context, cfg config, admin *store.Store, start func(addr string) *exec.Cmd) ([]time.Duration, error) {
 	var instances []*process
 	for range 2 {
@@ -56,8 +57,8 @@ func measureRevocation(ctx context.Context, cfg config, admin *store.Store, star
 	return seen, nil
 }
 
-// waitStatus posts tok to the instance every millisecond until it answers
-// want, and returns when it first did.
+// waitStatus posts tok to the instance every millisecond until it responds
+// with status want, and returns the time it first did.
 func waitStatus(ctx context.Context, hc *http.Client, addr, tok string, want int) (time.Time, error) {
 	body := url.Values{"token": {tok}, "some": {""}}.Encode()
 	deadline := time.Now().Add(10 * time.Second)

@@ -94,7 +94,7 @@ func LogAuthError(ctx context.Context, r *http.Request, errs []error) {
 
 // mismatchEvent returns the audit event of a rejected token. An unknown or
 // malformed token keeps GroupServer's code 1 with the client address as
-// its detail; a known token that is expired, revoked or of another site
+// its detail. A known token that is expired, revoked or of another site
 // gets its own code and a detail that names it, so that an administrator
 // can find the client that still uses it.
 func mismatchEvent(m *token.MismatchError, siteID, page, client string) audit.Event {

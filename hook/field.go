@@ -27,7 +27,7 @@ const (
 	// Choice is one of the field's Values.
 	Choice
 	// AuthToken is the authentication token, GroupServer's AuthToken field.
-	// The endpoint checks it before anything else, whatever Required says:
+	// The endpoint checks it before anything else, whatever Required is:
 	// a hook with a token field never runs without a valid token.
 	AuthToken
 )
@@ -61,7 +61,7 @@ type Field struct {
 	Kind Kind
 	// Title names the field in error messages, as in "Title: problem".
 	Title string
-	// Description says what the field is for, in the hook's description.
+	// Description is the field's purpose, shown in the hook's description.
 	Description string
 	// Required makes an absent or empty value an error.
 	Required bool

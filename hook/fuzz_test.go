@@ -41,12 +41,12 @@ func fuzzEndpoint() *Endpoint {
 	}, v, WithLogger(slog.New(slog.DiscardHandler)), WithPrefixes("", "form."), WithMaxParts(50), WithMaxBodyBytes(64<<10))
 }
 
-// allowedStatus lists every status the endpoint may answer to a client's
-// request. A 500 or any other would mean a client mistake became a server
+// allowedStatus lists every status the endpoint may send in response to a
+// client's request. A 500 or any other would mean a client mistake became a server
 // error.
 var allowedStatus = map[int]bool{200: true, 400: true, 401: true, 405: true, 413: true, 415: true}
 
-// checkAnswer asserts what holds for every answer: an allowed status, a
+// checkAnswer asserts what holds for every response: an allowed status, a
 // JSON body, and no trace of the string CANARY, which the endpoint never
 // writes itself, so it can only come from echoing the request.
 func checkAnswer(t *testing.T, rec *httptest.ResponseRecorder) {
@@ -104,7 +104,7 @@ func FuzzURLEncodedBody(f *testing.F) {
 	})
 }
 
-// ran reports whether the answer is the action's result, as opposed to
+// ran reports whether the response is the action's result, as opposed to
 // the description, which a request naming no action gets with 200 too.
 func ran(rec *httptest.ResponseRecorder) bool {
 	return rec.Code == http.StatusOK && strings.TrimSpace(rec.Body.String()) == "{\n    \"status\": 0\n}"

@@ -15,7 +15,7 @@ const StatusValidationError = 100
 // audit trail only.
 const AuthFailedMessage = "Authentication failed: the token is missing or not valid for this site."
 
-// Header values shared by every answer. net/http only reads them, so one
+// Header values shared by every response. net/http only reads them, so one
 // slice serves all responses without an allocation each.
 var (
 	jsonContentType = []string{"application/json"}
@@ -23,7 +23,7 @@ var (
 	noStore         = []string{"no-store"}
 )
 
-// writeJSON sends v as JSON, indented as GroupServer's answers are, with
+// writeJSON sends v as JSON, indented as GroupServer's responses are, with
 // the given status. A json.RawMessage is sent as it is.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, ok := v.(json.RawMessage)
@@ -62,7 +62,7 @@ func writeMessages(w http.ResponseWriter, status int, messages ...string) {
 	writeJSON(w, status, json.RawMessage(buf.Bytes()))
 }
 
-// WriteErrors answers a failed submission: 401 with a WWW-Authenticate
+// WriteErrors writes the response to a failed submission: 401 with a WWW-Authenticate
 // challenge and [AuthFailedMessage] alone when errs holds a token mismatch,
 // and otherwise 400 with one "Title: problem" message per error.
 func WriteErrors(w http.ResponseWriter, r *http.Request, errs []error) {

@@ -23,7 +23,7 @@ const (
 	// DefaultMaxClients bounds the addresses a Throttle tracks.
 	DefaultMaxClients = 100_000
 	// DefaultTarpit is the longest a locked-out client's request is held
-	// before its 429, so that a flood from one address gets few answers
+	// before its 429, so that a flood from one address gets few responses
 	// and costs little.
 	DefaultTarpit = time.Second
 	// maxTarpitted bounds the requests held at once, so that holding them
@@ -193,7 +193,7 @@ func (t *Throttle) Failure(addr string) bool {
 	return false
 }
 
-// makeRoom forgets clients whose buckets are full again, then clients not
+// makeRoom drops clients whose buckets are full again, then clients not
 // seen for a window, and when that is still not enough, arbitrary clients
 // until half the room is free.
 //

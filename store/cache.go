@@ -12,8 +12,8 @@ import (
 	"github.com/gs-auth-token/gs-auth-token/token"
 )
 
-// DefaultStaleness is how old the cached tokens may grow before a check
-// refuses to use them. Each instance reloads them at half this interval, and
+// DefaultStaleness is the maximum age of the cached tokens, past which a
+// check does not use them. Each instance reloads them at half this interval, and
 // at once when PostgreSQL notifies a change, so a revoked token stops
 // working on every instance within this bound even when notifications are
 // lost.
@@ -339,7 +339,7 @@ func (cs *cacheSet) remove(c *Cache) {
 
 // invalidate reloads every cache over the store before returning, after a
 // change made through it, so that a check right after a revocation in the
-// same process sees it. A cache whose reload fails is asked to reload
+// same process rejects the token. A cache whose reload fails is asked to reload
 // again soon, and its staleness bound still holds.
 func (cs *cacheSet) invalidate() {
 	cs.mu.Lock()

@@ -22,9 +22,9 @@ var (
 type DSNError struct {
 	// DSN is the data source name as given. Error masks its password.
 	DSN string
-	// Problem is what is wrong, as a lowercase phrase.
+	// Problem is the fault, as a lowercase phrase.
 	Problem string
-	// Hint says how to fix it, or is empty.
+	// Hint is the fix to suggest, or empty.
 	Hint string
 }
 
@@ -46,7 +46,7 @@ type OpError struct {
 	Op string
 	// Store is the redacted DSN of the store.
 	Store string
-	// Hint says how to fix the problem, or is empty.
+	// Hint is the fix to suggest, or empty.
 	Hint string
 	// Err is the underlying error, already free of passwords.
 	Err error

@@ -144,8 +144,9 @@ func (s *Store) verify(ctx context.Context, siteID, supplied string, siteOnly bo
 	return entry, err
 }
 
-// invalidStoredEvery is how often, at most, the same problem with the
-// stored token is logged; the tokens are read on every reload or request.
+// invalidStoredEvery is the minimum interval between two log lines about
+// the same problem with the stored token, which is read on every reload or
+// request.
 const invalidStoredEvery = 10 * time.Minute
 
 // warnInvalidStored logs a stored token that can never match, as a

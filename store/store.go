@@ -84,7 +84,7 @@ func WithLogger(l *slog.Logger) Option {
 // WithoutCreate makes Open fail, with an error matching [ErrUnavailable],
 // when a SQLite file does not exist, instead of creating it. Commands that
 // only read or change existing tokens use it, so that a mistyped path is
-// reported rather than answered from a new, empty database.
+// reported rather than served from a new, empty database.
 func WithoutCreate() Option {
 	return func(s *Store) { s.noCreate = true }
 }
@@ -271,14 +271,17 @@ func isUnavailable(err error) bool {
 		// A connection cut mid-answer ends in an EOF from the driver.
 		return true
 	}
+
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
 		return true
 	}
+
 	var ne net.Error
 	if errors.As(err, &ne) {
 		return true
 	}
+
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {
@@ -291,6 +294,7 @@ func isUnavailable(err error) bool {
 		}
 		return false
 	}
+
 	var se *sqlite.Error
 	if errors.As(err, &se) {
 		switch se.Code() & 0xff {
@@ -301,9 +305,11 @@ func isUnavailable(err error) bool {
 		}
 		return false
 	}
+
 	if errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) {
 		return true
 	}
+
 	// pgconn reports a lost connection as a plain error wrapping io errors.
 	var pgSafe interface{ SafeToRetry() bool }
 	return errors.As(err, &pgSafe)

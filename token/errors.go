@@ -7,7 +7,7 @@ import "errors"
 // Every [*MismatchError] matches it under [errors.Is].
 var ErrMismatch = errors.New("authentication token mismatch")
 
-// Reason says why a token was rejected. Reasons go to logs and the audit
+// Reason is the cause of a rejected token. Reasons go to logs and the audit
 // trail; clients get one generic message whatever the reason.
 type Reason int
 
@@ -56,7 +56,7 @@ func (r Reason) String() string {
 // MismatchError is the error of a rejected token. Its message never contains
 // the supplied or the stored token.
 type MismatchError struct {
-	// Reason says why the token was rejected.
+	// Reason is the cause of the rejection.
 	Reason Reason
 	// TokenID is the public id of the presented token when it is known,
 	// for an expired, revoked or other site's token.

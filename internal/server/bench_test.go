@@ -44,7 +44,7 @@ func benchLoopback(b *testing.B, h http.Handler, tok string) {
 }
 
 // BenchmarkLoopback compares the served hooks, with the token cache, to a
-// bare handler that parses the same form and writes the same answer.
+// bare handler that parses the same form and writes the same response.
 func BenchmarkLoopback(b *testing.B) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))

@@ -20,7 +20,7 @@ const (
 	CheckHookPath = "/gs-auth-token-check.json"
 )
 
-// Config is what the hooks need.
+// Config is the configuration of the hooks.
 type Config struct {
 	// Verifier checks tokens.
 	Verifier hook.Verifier
@@ -45,7 +45,7 @@ type Config struct {
 }
 
 // Handler returns a mux that serves both hooks, an index at "/" and JSON
-// 404 answers elsewhere.
+// 404 responses elsewhere.
 func Handler(cfg Config) http.Handler {
 	// Both prefixes, so that JSON clients (token=…&some) and GroupServer's
 	// form clients (form.token=…&form.actions.some) reach the same hooks.
@@ -103,7 +103,7 @@ func SomeHook() hook.Hook {
 	}
 }
 
-// CheckHook answers whether a token is valid, so that a script can test its
+// CheckHook reports whether a token is valid, so that a script can test its
 // configuration: 200 with the site when it is, 401 like every hook when it
 // is not.
 func CheckHook() hook.Hook {
