@@ -57,7 +57,6 @@ const (
 type Batcher struct {
 	writer    BatchWriter
 	logger    *slog.Logger
-	queue     chan Event
 	queueSize int
 	maxBatch  int
 	maxDelay  time.Duration
@@ -68,10 +67,18 @@ type Batcher struct {
 	replayNow chan struct{}
 	replayEnd chan struct{}
 
-	mu     sync.RWMutex
+	// mu guards queue and closed. The queue is a slice that grows with
+	// its length, up to queueSize. A channel of that capacity would be
+	// allocated whole, and the garbage collector would scan all of it on
+	// every cycle, even when it is empty.
+	mu     sync.Mutex
+	queue  []Event
 	closed bool
-	stop   chan struct{}
-	done   chan struct{}
+	// ready contains a signal when events were queued since the writer
+	// last took a batch. Close closes it.
+	ready chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
 
 	written, dropped, failedBatches atomic.Int64
 }
@@ -117,7 +124,7 @@ func WithSpool(s *Spool) BatcherOption {
 func NewBatcher(w BatchWriter, opts ...BatcherOption) *Batcher {
 	b := &Batcher{writer: w, logger: slog.New(slog.DiscardHandler), queueSize: DefaultQueueSize,
 		maxBatch: DefaultMaxBatch, maxDelay: DefaultMaxDelay,
-		stop: make(chan struct{}), done: make(chan struct{}),
+		ready: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		replayNow: make(chan struct{}, 1), replayEnd: make(chan struct{})}
 	for _, o := range opts {
 		o(b)
@@ -125,7 +132,6 @@ func NewBatcher(w BatchWriter, opts ...BatcherOption) *Batcher {
 	if b.queueSize <= 0 {
 		b.queueSize = DefaultQueueSize
 	}
-	b.queue = make(chan Event, b.queueSize)
 	go b.run()
 	if b.spool != nil {
 		go b.replayLoop()
@@ -139,17 +145,22 @@ func NewBatcher(w BatchWriter, opts ...BatcherOption) *Batcher {
 // WriteAuditEvent queues e, which must have its id set, and returns at
 // once.
 func (b *Batcher) WriteAuditEvent(ctx context.Context, e Event) error {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
+	b.mu.Lock()
 	if b.closed {
+		b.mu.Unlock()
 		b.drop(ctx, e, "the audit batcher is closed")
 		return ErrClosed
 	}
-	select {
-	case b.queue <- e:
+	if len(b.queue) < b.queueSize {
+		b.queue = append(b.queue, e)
+		b.mu.Unlock()
+		select {
+		case b.ready <- struct{}{}:
+		default:
+		}
 		return nil
-	default:
 	}
+	b.mu.Unlock()
 	if b.spool != nil && b.toSpool([]Event{e}) == nil {
 		return nil
 	}
@@ -164,7 +175,7 @@ func (b *Batcher) drop(ctx context.Context, e Event, why string) {
 
 // Stats returns the batcher's counters.
 func (b *Batcher) Stats() BatcherStats {
-	st := BatcherStats{Queued: len(b.queue), Written: b.written.Load(), Dropped: b.dropped.Load(),
+	st := BatcherStats{Queued: b.queued(), Written: b.written.Load(), Dropped: b.dropped.Load(),
 		FailedBatches: b.failedBatches.Load(), Spooled: b.spooled.Load(), Replayed: b.replayed.Load()}
 	if b.spool != nil {
 		st.InSpool = b.spool.Len()
@@ -183,7 +194,8 @@ func (b *Batcher) Close(ctx context.Context) error {
 		return nil
 	}
 	b.closed = true
-	close(b.queue)
+	// Under mu, so that no WriteAuditEvent sends on it afterwards.
+	close(b.ready)
 	b.mu.Unlock()
 
 	select {
@@ -210,30 +222,71 @@ func (b *Batcher) run() {
 	defer close(b.done)
 	batch := make([]Event, 0, b.maxBatch)
 	for {
-		e, ok := <-b.queue
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], e)
-		timer := time.NewTimer(b.maxDelay)
-	fill:
-		for len(batch) < b.maxBatch {
-			select {
-			case e, ok := <-b.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, e)
-			case <-timer.C:
-				break fill
+		open := b.wait()
+		batch = b.take(batch[:0])
+		if len(batch) == 0 {
+			if !open {
+				return
 			}
+			continue
 		}
-		timer.Stop()
 		if !b.flush(batch) {
 			b.abandon(batch)
 			return
 		}
 	}
+}
+
+// wait returns when a batch should be taken: a full batch is queued, or
+// maxDelay has passed since the first event of a smaller one, or Close
+// was called, which it reports by returning false.
+func (b *Batcher) wait() (open bool) {
+	if b.queued() == 0 {
+		if _, ok := <-b.ready; !ok {
+			return false
+		}
+	}
+	if b.queued() >= b.maxBatch {
+		return true
+	}
+	timer := time.NewTimer(b.maxDelay)
+	defer timer.Stop()
+	for {
+		select {
+		case _, ok := <-b.ready:
+			if !ok {
+				return false
+			}
+			if b.queued() >= b.maxBatch {
+				return true
+			}
+		case <-timer.C:
+			return true
+		}
+	}
+}
+
+func (b *Batcher) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
+
+// take moves up to maxBatch events from the head of the queue to batch.
+// Once a burst has been written, the queue's large backing array is let
+// go, so that memory follows the queue's length.
+func (b *Batcher) take(batch []Event) []Event {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(len(b.queue), b.maxBatch)
+	batch = append(batch, b.queue[:n]...)
+	rest := copy(b.queue, b.queue[n:])
+	clear(b.queue[rest:])
+	b.queue = b.queue[:rest]
+	if rest == 0 && cap(b.queue) > 4*b.maxBatch {
+		b.queue = nil
+	}
+	return batch
 }
 
 // flush writes a batch, or spools it when the database is known to be
@@ -315,7 +368,11 @@ func (b *Batcher) abandon(batch []Event) {
 	for _, e := range batch {
 		b.drop(context.Background(), e, "the database could not be reached before shutdown")
 	}
-	for e := range b.queue {
+	b.mu.Lock()
+	rest := b.queue
+	b.queue = nil
+	b.mu.Unlock()
+	for _, e := range rest {
 		b.drop(context.Background(), e, "the database could not be reached before shutdown")
 	}
 }

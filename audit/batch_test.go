@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -257,5 +258,86 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for: %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// gatedWriter records each batch it is given, in order, and holds every
+// write until its gate is opened.
+type gatedWriter struct {
+	gate    chan struct{}
+	entered chan struct{}
+	mu      sync.Mutex
+	batches [][]string
+}
+
+func (g *gatedWriter) WriteAuditEvent(ctx context.Context, e audit.Event) error {
+	return g.WriteAuditEvents(ctx, []audit.Event{e})
+}
+
+func (g *gatedWriter) WriteAuditEvents(ctx context.Context, events []audit.Event) error {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.gate
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.batches = append(g.batches, ids)
+	return nil
+}
+
+func TestBatcherDrainsFullQueueInOrder(t *testing.T) {
+	const size = 300
+	w := &gatedWriter{gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	b := audit.NewBatcher(w, audit.WithQueueSize(size))
+	write := func(id string) error {
+		return b.WriteAuditEvent(context.Background(), audit.Event{ID: id, Date: time.Now(), Subsystem: audit.Subsystem, Code: audit.CodeMismatch})
+	}
+	// The first event is taken at once and its write held, so the queue
+	// behind it is empty and its capacity is exact.
+	if err := write("e0000"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first batch was never written")
+	}
+	var want []string
+	want = append(want, "e0000")
+	for i := 1; i <= size; i++ {
+		id := fmt.Sprintf("e%04d", i)
+		if err := write(id); err != nil {
+			t.Fatalf("event %d of a queue of %d was rejected: %v", i, size, err)
+		}
+		want = append(want, id)
+	}
+	if got := b.Stats().Queued; got != size {
+		t.Errorf("Stats().Queued = %d, want %d", got, size)
+	}
+	if err := write("overflow"); !errors.Is(err, audit.ErrQueueFull) {
+		t.Errorf("write to a full queue returned %v, want ErrQueueFull", err)
+	}
+
+	close(w.gate)
+	closeBatcher(t, b)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var got []string
+	for _, batch := range w.batches {
+		if len(batch) > audit.DefaultMaxBatch {
+			t.Errorf("a batch held %d events, more than %d", len(batch), audit.DefaultMaxBatch)
+		}
+		got = append(got, batch...)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("written %d events, want %d in the order queued; first batches %v", len(got), len(want), w.batches[:min(3, len(w.batches))])
+	}
+	if q := b.Stats().Queued; q != 0 {
+		t.Errorf("Stats().Queued = %d after Close, want 0", q)
 	}
 }
