@@ -21,13 +21,23 @@ const auditTimeout = 30 * time.Second
 
 type infoKey struct{}
 
-// requestInfo is the endpoint's state of one submission, kept in its
-// context for [LogAuthError] and handlers.
+// requestInfo is the endpoint's state of one submission. It is also the
+// context passed to handlers, the request's own with the info added, so
+// that one allocation serves the info, the submission and the context.
 type requestInfo struct {
+	context.Context
 	endpoint *Endpoint
 	logged   atomic.Bool
-	// sub is the submission, kept here so that one allocation serves both.
-	sub Submission
+	sub      Submission
+}
+
+// Value returns the info itself for infoKey and the request context's
+// values otherwise.
+func (i *requestInfo) Value(key any) any {
+	if _, ok := key.(infoKey); ok {
+		return i
+	}
+	return i.Context.Value(key)
 }
 
 // SubmissionFrom returns the submission being handled, from the context

@@ -35,36 +35,46 @@ func (e *Endpoint) parseBody(w http.ResponseWriter, r *http.Request) (form, *req
 	if r.ContentLength > e.maxBody {
 		return nil, e.tooLarge()
 	}
-	ct := r.Header.Get("Content-Type")
+	// The header map's own key, which is canonical, saves Get's
+	// canonicalization on every request.
+	var ct string
+	if v := r.Header["Content-Type"]; len(v) > 0 {
+		ct = v[0]
+	}
 	if ct == "" && (r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody) {
 		return form{}, nil
+	}
+	// Scripts send this type without parameters nearly always, and it
+	// needs no parsing then.
+	if strings.EqualFold(ct, urlEncoded) {
+		return e.parseURLEncoded(w, r)
 	}
 	mediaType, params, err := mime.ParseMediaType(ct)
 	if err != nil {
 		return nil, reject(http.StatusUnsupportedMediaType,
 			"The Content-Type header is missing or malformed: send application/x-www-form-urlencoded or multipart/form-data.")
 	}
-	body := http.MaxBytesReader(w, r.Body, e.maxBody)
-
 	switch mediaType {
-	case "application/x-www-form-urlencoded":
-		return e.parseURLEncoded(body)
+	case urlEncoded:
+		return e.parseURLEncoded(w, r)
 	case "multipart/form-data":
 		if params["boundary"] == "" {
 			return nil, reject(http.StatusBadRequest, "The multipart/form-data body has no boundary parameter in its Content-Type.")
 		}
-		return e.parseMultipart(multipart.NewReader(body, params["boundary"]))
+		return e.parseMultipart(multipart.NewReader(http.MaxBytesReader(w, r.Body, e.maxBody), params["boundary"]))
 	}
 	return nil, reject(http.StatusUnsupportedMediaType,
 		"Unsupported Content-Type "+mediaType+": send application/x-www-form-urlencoded or multipart/form-data.")
 }
 
+const urlEncoded = "application/x-www-form-urlencoded"
+
 func (e *Endpoint) tooLarge() *requestError {
 	return reject(http.StatusRequestEntityTooLarge, "The request body is larger than this hook accepts.")
 }
 
-func (e *Endpoint) parseURLEncoded(body io.Reader) (form, *requestError) {
-	data, err := io.ReadAll(body)
+func (e *Endpoint) parseURLEncoded(w http.ResponseWriter, r *http.Request) (form, *requestError) {
+	data, err := e.readBody(w, r)
 	if err != nil {
 		return nil, e.readError(err)
 	}
@@ -77,6 +87,39 @@ func (e *Endpoint) parseURLEncoded(body io.Reader) (form, *requestError) {
 		return nil, reject(http.StatusRequestEntityTooLarge, "The body has more fields than this hook accepts.")
 	}
 	return form(values), nil
+}
+
+// presizeMax is the largest declared body length that readBody allocates
+// a buffer for before the body arrives. Larger bodies grow their buffer as
+// data comes, so that a client cannot make the server allocate the whole
+// limit by declaring it and sending nothing.
+const presizeMax = 64 << 10
+
+// readBody reads the whole body, up to the endpoint's limit. A small body
+// of declared length is read into a buffer one byte larger, so that the
+// end of the body is seen without growing it. The limit is enforced on
+// what is read, not on the declared length, because a handler in front of
+// this one may have replaced the body.
+func (e *Endpoint) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	size := 512
+	if r.ContentLength >= 0 && r.ContentLength < presizeMax {
+		size = int(r.ContentLength) + 1
+	}
+	body := http.MaxBytesReader(w, r.Body, e.maxBody)
+	data := make([]byte, 0, size)
+	for {
+		n, err := body.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+	}
 }
 
 func (e *Endpoint) parseMultipart(mr *multipart.Reader) (form, *requestError) {

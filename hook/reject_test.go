@@ -2,6 +2,7 @@ package hook_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -251,6 +252,65 @@ func TestWithMaxParts(t *testing.T) {
 				t.Errorf("status = %d, want %d; body %s", rec.Code, tt.want, rec.Body)
 			}
 		})
+	}
+}
+
+// TestBodyLengths posts bodies whose lengths fall on either side of the
+// sizes the endpoint reads a body in, declared and chunked, straight to
+// the handler and over HTTP, and checks that every byte arrives.
+func TestBodyLengths(t *testing.T) {
+	st, tok := sqliteStore(t)
+	const limit = 200 << 10
+	h := hook.Hook{Label: "Pad", Fields: []hook.Field{tokenField, {Name: "pad", Kind: hook.Text}},
+		Actions: []hook.Action{echoAction("some", "pad")}}
+	ep := newEndpoint(h, st, hook.WithMaxBodyBytes(limit))
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	prefix := "token=" + tok + "&some&pad="
+	for _, total := range []int{len(prefix), 511, 512, 513, 64<<10 - 1, 64 << 10, 64<<10 + 1, limit} {
+		pad := strings.Repeat("p", total-len(prefix))
+		body := prefix + pad
+		for _, declared := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%d bytes, declared %v", total, declared), func(t *testing.T) {
+				check := func(t *testing.T, code int, got []byte) {
+					t.Helper()
+					if code != http.StatusOK {
+						t.Fatalf("status = %d, want 200; body %.200s", code, got)
+					}
+					var answer struct {
+						Values map[string]string `json:"values"`
+					}
+					if err := json.Unmarshal(got, &answer); err != nil {
+						t.Fatal(err)
+					}
+					if answer.Values["pad"] != pad {
+						t.Errorf("pad came back %d bytes long, want %d", len(answer.Values["pad"]), len(pad))
+					}
+				}
+				req := request(http.MethodPost, pageTarget, formType, body)
+				if !declared {
+					req.ContentLength = -1
+				}
+				rec := serve(ep, req)
+				check(t, rec.Code, rec.Body.Bytes())
+
+				var rd io.Reader = strings.NewReader(body)
+				if !declared {
+					// Hiding the length makes the client send the body chunked.
+					rd = io.MultiReader(rd)
+				}
+				resp, err := http.Post(srv.URL+"/hook.json", formType, rd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				got, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(t, resp.StatusCode, got)
+			})
+		}
 	}
 }
 

@@ -116,10 +116,10 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	info := &requestInfo{endpoint: e}
+	info := &requestInfo{Context: r.Context(), endpoint: e}
 	info.sub = Submission{Action: action.Name, Site: e.site}
 	sub := &info.sub
-	ctx := context.WithValue(r.Context(), infoKey{}, info)
+	var ctx context.Context = info
 	failure := func(errs []error) {
 		handler := action.Failure
 		if handler == nil {
