@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"io"
@@ -43,15 +44,24 @@ func benchLoopback(b *testing.B, h http.Handler, tok string) {
 	})
 }
 
-// BenchmarkLoopback compares the served hooks, with the token cache, to a
-// bare handler that parses the same form and writes the same response.
-func BenchmarkLoopback(b *testing.B) {
+// benchCase is a handler under comparison.
+type benchCase struct {
+	name    string
+	handler http.Handler
+}
+
+// benchCases opens a SQLite store with one token and returns the token
+// and three handlers to compare. The bare one parses the same form and
+// writes the same answer. The other two are the served hooks with the
+// token cache, alone and as gs-auth-token serve configures them at
+// --log-level warn.
+func benchCases(b *testing.B) (string, []benchCase) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { st.Close() })
 	if err := st.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -63,28 +73,86 @@ func BenchmarkLoopback(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer cache.Close()
+	b.Cleanup(func() { cache.Close() })
 
-	b.Run("bare", func(b *testing.B) {
-		benchLoopback(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if err := r.ParseForm(); err != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), []byte(tok)) != 1 {
-				http.Error(w, "{}", http.StatusUnauthorized)
-				return
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.Write(someHookAnswer)
-		}), tok)
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), []byte(tok)) != 1 {
+			http.Error(w, "{}", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(someHookAnswer)
 	})
-	b.Run("hook", func(b *testing.B) {
-		benchLoopback(b, Handler(Config{Verifier: cache, Logger: slog.New(slog.DiscardHandler)}), tok)
-	})
-	b.Run("serve-config", func(b *testing.B) {
-		// The configuration gs-auth-token serve uses, at --log-level warn.
-		logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		batcher := audit.NewBatcher(st)
-		defer batcher.Close(ctx)
-		h := Handler(Config{Verifier: cache, Audit: batcher, Logger: logger, Stats: &hook.Stats{},
-			Throttle: hook.NewThrottle(hook.DefaultFailures, hook.DefaultWindow)})
-		benchLoopback(b, hook.AccessLog(logger)(h), tok)
-	})
+	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	batcher := audit.NewBatcher(st)
+	b.Cleanup(func() { batcher.Close(ctx) })
+	served := Handler(Config{Verifier: cache, Audit: batcher, Logger: logger, Stats: &hook.Stats{},
+		Throttle: hook.NewThrottle(hook.DefaultFailures, hook.DefaultWindow)})
+	return tok, []benchCase{
+		{"bare", bare},
+		{"hook", Handler(Config{Verifier: cache, Logger: slog.New(slog.DiscardHandler)})},
+		{"serve-config", hook.AccessLog(logger)(served)},
+	}
+}
+
+// BenchmarkLoopback compares the handlers over loopback HTTP.
+func BenchmarkLoopback(b *testing.B) {
+	tok, cases := benchCases(b)
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) { benchLoopback(b, c.handler, tok) })
+	}
+}
+
+// BenchmarkHandler compares the handlers called directly, so that their
+// own cost is measured without HTTP's.
+func BenchmarkHandler(b *testing.B) {
+	tok, cases := benchCases(b)
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) { benchHandler(b, c.handler, tok) })
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps only the header map and
+// the status, which benchHandler resets between requests.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (d *discardWriter) Header() http.Header { return d.h }
+
+func (d *discardWriter) Write(p []byte) (int, error) {
+	if d.code == 0 {
+		d.code = http.StatusOK
+	}
+	return len(p), nil
+}
+
+func (d *discardWriter) WriteHeader(code int) {
+	if d.code == 0 {
+		d.code = code
+	}
+}
+
+// benchHandler calls h with the example hook's form, reusing one request.
+func benchHandler(b *testing.B, h http.Handler, tok string) {
+	body := []byte(url.Values{"token": {tok}, "some": {""}}.Encode())
+	r := httptest.NewRequest(http.MethodPost, SomeHookPath, nil)
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.RemoteAddr = "127.0.0.1:40000"
+	rd := bytes.NewReader(body)
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		r.Body = io.NopCloser(rd)
+		r.ContentLength = int64(len(body))
+		r.Form, r.PostForm = nil, nil
+		clear(w.h)
+		w.code = 0
+		h.ServeHTTP(w, r)
+		if w.code != http.StatusOK {
+			b.Fatalf("status %d, want 200", w.code)
+		}
+	}
 }

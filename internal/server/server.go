@@ -84,8 +84,13 @@ var tokenField = hook.Field{
 	Required:    true,
 }
 
-// someHookAnswer is the example hook's answer, encoded once.
-var someHookAnswer = json.RawMessage("{\n    \"message\": [\n        \"Some hook ran.\"\n    ],\n    \"status\": 0\n}\n")
+// someHookAnswer is the example hook's answer, encoded once, and
+// someHookResult the same held in an interface once, so that returning it
+// allocates nothing.
+var (
+	someHookAnswer     = json.RawMessage("{\n    \"message\": [\n        \"Some hook ran.\"\n    ],\n    \"status\": 0\n}\n")
+	someHookResult any = someHookAnswer
+)
 
 // SomeHook is the example hook of GroupServer's documentation: a token
 // field and one action, some.
@@ -97,7 +102,7 @@ func SomeHook() hook.Hook {
 			Name:  "some",
 			Label: "Some",
 			Success: func(ctx context.Context, s *hook.Submission) (any, error) {
-				return someHookAnswer, nil
+				return someHookResult, nil
 			},
 		}},
 	}
