@@ -33,6 +33,10 @@ type loadSpec struct {
 	localIP string
 	// want is the status that counts as success; others count as failures.
 	want []int
+	// cutAtEnd abandons the requests still waiting for a response when
+	// the run ends, so that a flood held back by the server's tarpit does
+	// not stretch the run.
+	cutAtEnd bool
 }
 
 // runLoad sends spec's request from spec.clients goroutines, each with its
@@ -66,6 +70,10 @@ func runLoad(ctx context.Context, spec loadSpec, warmup, duration time.Duration)
 	if firstErr != nil {
 		return result{}, firstErr
 	}
+	if len(all) == 0 && spec.cutAtEnd {
+		// A flood held back for longer than the run gets no response in it.
+		return result{failures: failures}, nil
+	}
 	if len(all) == 0 {
 		return result{}, fmt.Errorf("no request completed against %s", spec.url)
 	}
@@ -90,11 +98,19 @@ func client(ctx context.Context, spec loadSpec, measureFrom, end time.Time) ([]t
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
+	if spec.cutAtEnd {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
+	}
 	lat := make([]time.Duration, 0, 1<<16)
 	var failures int64
 	for {
 		t0 := time.Now()
-		if t0.After(end) || ctx.Err() != nil {
+		if t0.After(end) {
+			return lat, failures, nil
+		}
+		if ctx.Err() != nil {
 			return lat, failures, ctx.Err()
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, spec.url, bytes.NewReader(spec.body))
@@ -103,6 +119,9 @@ func client(ctx context.Context, spec loadSpec, measureFrom, end time.Time) ([]t
 		}
 		req.Header.Set("Content-Type", spec.contentType)
 		resp, err := hc.Do(req)
+		if err != nil && spec.cutAtEnd && !time.Now().Before(end) {
+			return lat, failures, nil
+		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("request to %s failed: %w", spec.url, err)
 		}

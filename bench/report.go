@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -23,10 +24,11 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 }
 
 // report prints the revocation figures and the ratios, ending with the
-// hook/bare ratio.
-func report(results map[string]result, flood result, revocation []time.Duration) {
-	bare, hook := results["bare net/http"], results["hook, cache"]
-	nocache, echo := results["hook, no cache"], results["echo KeyAuth"]
+// hook/bare ratio. Each ratio is taken round by round, between runs a few
+// seconds apart, and printed as the median with the lowest and highest.
+// A drift in the machine's speed over the whole run then cancels out
+// instead of favouring one scenario.
+func report(rounds map[string][]result, revocation []time.Duration) {
 	fmt.Println()
 	if len(revocation) > 0 {
 		fmt.Printf("revocation seen by the other instances: p50 %s, p99 %s, max %s (%d observations)\n",
@@ -34,8 +36,22 @@ func report(results map[string]result, flood result, revocation []time.Duration)
 	} else {
 		fmt.Println("revocation across instances: not measured on SQLite, which has no notifications (run with -store postgresql)")
 	}
-	fmt.Printf("ratio cached/uncached = %.2f\n", hook.rps/nocache.rps)
-	fmt.Printf("ratio hook/echo = %.2f\n", hook.rps/echo.rps)
-	fmt.Printf("ratio flood/quiet = %.2f\n", flood.rps/hook.rps)
-	fmt.Printf("ratio hook/bare = %.2f\n", hook.rps/bare.rps)
+	printRatio("cached/uncached", rounds[nameHook], rounds[nameNoCache])
+	printRatio("hook/echo", rounds[nameHook], rounds[nameEcho])
+	printRatio("flood/quiet", rounds[nameFlood], rounds[nameHook])
+	printRatio("hook/bare", rounds[nameHook], rounds[nameBare])
+}
+
+// printRatio prints the median of the round-by-round ratios of a's
+// throughput to b's, and their range when there is more than one round.
+func printRatio(name string, a, b []result) {
+	ratios := make([]float64, len(a))
+	for i := range a {
+		ratios[i] = a[i].rps / b[i].rps
+	}
+	slices.Sort(ratios)
+	if len(ratios) > 1 {
+		fmt.Printf("  %s by round: %.2f to %.2f\n", name, ratios[0], ratios[len(ratios)-1])
+	}
+	fmt.Printf("ratio %s = %.2f\n", name, ratios[len(ratios)/2])
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -70,7 +71,7 @@ func runRole(args []string) int {
 		fmt.Fprintf(os.Stderr, "bench: error: %v\n", err)
 		return 1
 	}
-	srv := &http.Server{Handler: h}
+	srv := newServer(h)
 	go func() {
 		<-ctx.Done()
 		srv.Close()
@@ -82,6 +83,27 @@ func runRole(args []string) int {
 	return 0
 }
 
+// newServer returns a server with the timeouts that gs-auth-token serve
+// sets, so that every server in the comparison pays for the same
+// protection against slow clients and only the handlers differ.
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
+// setHeaders sets the headers of the hook's JSON responses, so that every
+// server sends the same bytes apart from the Date header.
+func setHeaders(h http.Header) {
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+}
+
 // bareHandler is the ceiling: it parses the form, compares the token with
 // the one it was given, and writes the example hook's answer.
 func bareHandler(want []byte) http.Handler {
@@ -90,7 +112,7 @@ func bareHandler(want []byte) http.Handler {
 			http.Error(w, `{"status": 100}`, http.StatusBadRequest)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
+		setHeaders(w.Header())
 		if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), want) != 1 {
 			w.WriteHeader(http.StatusUnauthorized)
 			w.Write([]byte(`{"status": 100, "message": ["Authentication failed."]}`))
@@ -117,6 +139,7 @@ func echoHandler(cache *store.Cache) http.Handler {
 		},
 	}))
 	e.POST("/some-hook.json", func(c echo.Context) error {
+		setHeaders(c.Response().Header())
 		return c.Blob(http.StatusOK, "application/json", []byte(answer))
 	})
 	return e

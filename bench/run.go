@@ -67,20 +67,28 @@ func run(ctx context.Context, cfg config) error {
 			return exec.Command(serveBin, args...)
 		}
 	}
-	scenarios := []struct {
-		name  string
-		start func(addr string) *exec.Cmd
-	}{
-		{"bare net/http", func(addr string) *exec.Cmd {
+	goodLoad := func(addr string) (result, result, error) {
+		r, err := runLoad(ctx, loadSpec{url: "http://" + addr + "/some-hook.json", body: []byte(good),
+			contentType: "application/x-www-form-urlencoded", clients: cfg.concurrency, want: []int{200}}, cfg.warmup, cfg.duration)
+		return r, result{}, err
+	}
+	flooded := func(addr string) (result, result, error) {
+		return floodLoad(ctx, cfg, addr, good, bad)
+	}
+	scenarios := []scenario{
+		{name: nameBare, load: goodLoad, start: func(addr string) *exec.Cmd {
 			cmd := exec.Command(self, "-role", "bare", "-listen", addr)
 			cmd.Env = append(os.Environ(), tokenEnv+"="+tok)
 			return cmd
 		}},
-		{"hook, cache", serve()},
-		{"hook, no cache", serve("--cache=false")},
-		{"echo KeyAuth", func(addr string) *exec.Cmd {
+		{name: nameHook, load: goodLoad, start: serve()},
+		{name: nameNoCache, load: goodLoad, start: serve("--cache=false")},
+		{name: nameEcho, load: goodLoad, start: func(addr string) *exec.Cmd {
 			return exec.Command(self, "-role", "echo", "-listen", addr, "-dsn", dsn)
 		}},
+		// A server of its own, so that the throttle's state from the flood
+		// never reaches the quiet scenario.
+		{name: nameFlood, load: flooded, start: serve()},
 	}
 
 	fmt.Printf("store %s, %d clients, %d rounds of %s per scenario, each after %s of warm-up\n\n",
@@ -94,33 +102,42 @@ func run(ctx context.Context, cfg config) error {
 		defer p.stop()
 		procs[i] = p
 	}
-	rounds := make([][]result, len(scenarios))
+	rounds := make(map[string][]result)
+	var floods []result
 	for round := 0; round < cfg.rounds; round++ {
-		for i, sc := range scenarios {
-			r, err := runLoad(ctx, loadSpec{url: "http://" + procs[i].addr + "/some-hook.json", body: []byte(good),
-				contentType: "application/x-www-form-urlencoded", clients: cfg.concurrency, want: []int{200}}, cfg.warmup, cfg.duration)
+		// Each round starts one scenario later than the one before, so
+		// that no scenario always follows the same one.
+		for k := range scenarios {
+			i := (k + round) % len(scenarios)
+			sc := scenarios[i]
+			r, flood, err := sc.load(procs[i].addr)
 			if err != nil {
 				return fmt.Errorf("%s: %w; server output: %s", sc.name, err, procs[i].output())
 			}
-			rounds[i] = append(rounds[i], r)
+			rounds[sc.name] = append(rounds[sc.name], r)
+			if sc.name == nameFlood {
+				floods = append(floods, flood)
+			}
 		}
+		fmt.Printf("round %d, req/s:", round+1)
+		for _, sc := range scenarios {
+			fmt.Printf("  %s %.0f", sc.short(), rounds[sc.name][round].rps)
+		}
+		fmt.Println()
 	}
-	results := make(map[string]result)
+	fmt.Println()
 	for i, sc := range scenarios {
-		r := median(rounds[i])
+		m := medianIndex(rounds[sc.name])
+		r := rounds[sc.name][m]
 		r.name = sc.name
 		r.rssKB = procs[i].peakRSS()
-		results[sc.name] = r
 		printResult(r)
+		if sc.name == nameFlood {
+			f := floods[m]
+			fmt.Printf("%-36s %9.0f req/s  p50 %8s  p99 %8s  (%d wrong-token requests answered 401 or 429, %d otherwise)\n",
+				"  the flood beside them", f.rps, round(f.p50), round(f.p99), f.requests, f.failures)
+		}
 	}
-
-	flood, err := measure(ctx, "hook, good clients beside a flood", serve(), func(addr string) (result, error) {
-		return floodLoad(ctx, cfg, addr, good, bad)
-	})
-	if err != nil {
-		return fmt.Errorf("flood: %w", err)
-	}
-	printResult(flood)
 
 	var revocation []time.Duration
 	if cfg.store == "postgresql" {
@@ -130,14 +147,46 @@ func run(ctx context.Context, cfg config) error {
 			return fmt.Errorf("revocation: %w", err)
 		}
 	}
-	report(results, flood, revocation)
+	report(rounds, revocation)
 	return nil
+}
+
+// Names of the scenarios.
+const (
+	nameBare    = "bare net/http"
+	nameHook    = "hook, cache"
+	nameNoCache = "hook, no cache"
+	nameEcho    = "echo KeyAuth"
+	nameFlood   = "hook, good clients beside a flood"
+)
+
+// scenario is one server and the load sent to it. load returns the good
+// clients' measurements and, for the flood, the flood's.
+type scenario struct {
+	name  string
+	start func(addr string) *exec.Cmd
+	load  func(addr string) (good, flood result, err error)
+}
+
+// short returns the scenario's name for the lines of each round.
+func (s scenario) short() string {
+	switch s.name {
+	case nameBare:
+		return "bare"
+	case nameHook:
+		return "hook"
+	case nameNoCache:
+		return "no-cache"
+	case nameEcho:
+		return "echo"
+	}
+	return "flood"
 }
 
 // floodLoad runs good clients from 127.0.0.1 beside cfg.flooders clients
 // from 127.0.0.2 that send a wrong token as fast as they can, and returns
-// the good clients' measurements.
-func floodLoad(ctx context.Context, cfg config, addr, good, bad string) (result, error) {
+// the good clients' measurements and the flood's.
+func floodLoad(ctx context.Context, cfg config, addr, good, bad string) (result, result, error) {
 	u := "http://" + addr + "/some-hook.json"
 	type outcome struct {
 		r   result
@@ -146,7 +195,7 @@ func floodLoad(ctx context.Context, cfg config, addr, good, bad string) (result,
 	floodDone := make(chan outcome, 1)
 	go func() {
 		r, err := runLoad(ctx, loadSpec{url: u, body: []byte(bad), contentType: "application/x-www-form-urlencoded",
-			clients: cfg.flooders, localIP: "127.0.0.2", want: []int{401, 429}}, cfg.warmup, cfg.duration)
+			clients: cfg.flooders, localIP: "127.0.0.2", want: []int{401, 429}, cutAtEnd: true}, cfg.warmup, cfg.duration)
 		floodDone <- outcome{r, err}
 	}()
 	r, err := runLoad(ctx, loadSpec{url: u, body: []byte(good), contentType: "application/x-www-form-urlencoded",
@@ -155,28 +204,7 @@ func floodLoad(ctx context.Context, cfg config, addr, good, bad string) (result,
 	if flood.err != nil && err == nil {
 		err = flood.err
 	}
-	if err == nil {
-		fmt.Printf("%-36s %9.0f req/s  p50 %8s  p99 %8s  (%d wrong-token requests answered 401 or 429, %d otherwise)\n",
-			"  the flood beside them", flood.r.rps, round(flood.r.p50), round(flood.r.p99), flood.r.requests, flood.r.failures)
-	}
-	return r, err
-}
-
-// measure starts a server, runs the load against it, reads the server's
-// peak resident memory, and stops it.
-func measure(ctx context.Context, name string, start func(addr string) *exec.Cmd, load func(addr string) (result, error)) (result, error) {
-	p, err := startServer(ctx, start)
-	if err != nil {
-		return result{}, err
-	}
-	defer p.stop()
-	r, err := load(p.addr)
-	if err != nil {
-		return result{}, fmt.Errorf("%w; server output: %s", err, p.output())
-	}
-	r.name = name
-	r.rssKB = p.peakRSS()
-	return r, nil
+	return r, flood.r, err
 }
 
 type process struct {
@@ -326,9 +354,12 @@ func prepareStore(ctx context.Context, cfg config, dir string) (string, func(), 
 
 var errNotSeen = errors.New("revocation not seen within 10 s")
 
-// median returns the round with the median throughput.
-func median(rs []result) result {
-	sorted := append([]result(nil), rs...)
-	slices.SortFunc(sorted, func(a, b result) int { return cmp.Compare(a.rps, b.rps) })
-	return sorted[len(sorted)/2]
+// medianIndex returns the index of the round with the median throughput.
+func medianIndex(rs []result) int {
+	idx := make([]int, len(rs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(rs[a].rps, rs[b].rps) })
+	return idx[len(idx)/2]
 }
