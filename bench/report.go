@@ -43,15 +43,22 @@ func report(rounds map[string][]result, revocation []time.Duration) {
 }
 
 // printRatio prints the median of the round-by-round ratios of a's
-// throughput to b's, and their range when there is more than one round.
+// throughput to b's and, when there are four rounds or more, the range of
+// the middle half of them and of all.
 func printRatio(name string, a, b []result) {
 	ratios := make([]float64, len(a))
 	for i := range a {
 		ratios[i] = a[i].rps / b[i].rps
 	}
 	slices.Sort(ratios)
-	if len(ratios) > 1 {
-		fmt.Printf("  %s by round: %.2f to %.2f\n", name, ratios[0], ratios[len(ratios)-1])
+	n := len(ratios)
+	if n >= 4 {
+		fmt.Printf("  %s by round: middle half %.2f to %.2f, all %.2f to %.2f\n",
+			name, ratios[n/4], ratios[(3*n-1)/4], ratios[0], ratios[n-1])
 	}
-	fmt.Printf("ratio %s = %.2f\n", name, ratios[len(ratios)/2])
+	median := ratios[n/2]
+	if n%2 == 0 {
+		median = (ratios[n/2-1] + ratios[n/2]) / 2
+	}
+	fmt.Printf("ratio %s = %.2f\n", name, median)
 }
