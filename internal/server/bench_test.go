@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"io"
@@ -100,59 +99,5 @@ func BenchmarkLoopback(b *testing.B) {
 	tok, cases := benchCases(b)
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) { benchLoopback(b, c.handler, tok) })
-	}
-}
-
-// BenchmarkHandler compares the handlers called directly, so that their
-// own cost is measured without HTTP's.
-func BenchmarkHandler(b *testing.B) {
-	tok, cases := benchCases(b)
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) { benchHandler(b, c.handler, tok) })
-	}
-}
-
-// discardWriter is a ResponseWriter that keeps only the header map and
-// the status, which benchHandler resets between requests.
-type discardWriter struct {
-	h    http.Header
-	code int
-}
-
-func (d *discardWriter) Header() http.Header { return d.h }
-
-func (d *discardWriter) Write(p []byte) (int, error) {
-	if d.code == 0 {
-		d.code = http.StatusOK
-	}
-	return len(p), nil
-}
-
-func (d *discardWriter) WriteHeader(code int) {
-	if d.code == 0 {
-		d.code = code
-	}
-}
-
-// benchHandler calls h with the example hook's form, reusing one request.
-func benchHandler(b *testing.B, h http.Handler, tok string) {
-	body := []byte(url.Values{"token": {tok}, "some": {""}}.Encode())
-	r := httptest.NewRequest(http.MethodPost, SomeHookPath, nil)
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r.RemoteAddr = "127.0.0.1:40000"
-	rd := bytes.NewReader(body)
-	w := &discardWriter{h: http.Header{}}
-	b.ReportAllocs()
-	for b.Loop() {
-		rd.Reset(body)
-		r.Body = io.NopCloser(rd)
-		r.ContentLength = int64(len(body))
-		r.Form, r.PostForm = nil, nil
-		clear(w.h)
-		w.code = 0
-		h.ServeHTTP(w, r)
-		if w.code != http.StatusOK {
-			b.Fatalf("status %d, want 200", w.code)
-		}
 	}
 }
