@@ -29,10 +29,11 @@ func FuzzParseDSN(f *testing.F) {
 		}
 		// The same text may also stand elsewhere in the DSN, as in
 		// "password=db dbname=db", so an output may keep every copy but
-		// the password's own.
+		// the password's own. A percent-decoded password need not appear
+		// in the DSN at all, and then no copy is allowed.
 		leaks := func(what, s string) {
 			for _, pw := range secrets {
-				if strings.Count(s, pw) > strings.Count(dsn, pw)-1 {
+				if strings.Count(s, pw) > max(strings.Count(dsn, pw)-1, 0) {
 					t.Errorf("%s for DSN %q contains its password %q: %s", what, dsn, pw, s)
 				}
 			}
