@@ -153,11 +153,12 @@ func (b *Batcher) WriteAuditEvent(ctx context.Context, e Event) error {
 	}
 	if len(b.queue) < b.queueSize {
 		b.queue = append(b.queue, e)
-		b.mu.Unlock()
+		// Sent under mu, because Close closes ready under mu.
 		select {
 		case b.ready <- struct{}{}:
 		default:
 		}
+		b.mu.Unlock()
 		return nil
 	}
 	b.mu.Unlock()

@@ -341,3 +341,56 @@ func TestBatcherDrainsFullQueueInOrder(t *testing.T) {
 		t.Errorf("Stats().Queued = %d after Close, want 0", q)
 	}
 }
+
+// memoryWriter stores events in memory.
+type memoryWriter struct {
+	mu     sync.Mutex
+	events int
+}
+
+func (m *memoryWriter) WriteAuditEvent(ctx context.Context, e audit.Event) error {
+	return m.WriteAuditEvents(ctx, []audit.Event{e})
+}
+
+func (m *memoryWriter) WriteAuditEvents(_ context.Context, events []audit.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events += len(events)
+	return nil
+}
+
+func TestBatcherCloseDuringWrites(t *testing.T) {
+	for round := 0; round < 200; round++ {
+		w := &memoryWriter{}
+		b := audit.NewBatcher(w)
+		var accepted atomic.Int64
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					err := b.WriteAuditEvent(context.Background(), audit.Event{ID: fmt.Sprintf("r%d-g%d-%d", round, g, i),
+						Date: time.Now(), Subsystem: audit.Subsystem, Code: audit.CodeMismatch})
+					if errors.Is(err, audit.ErrClosed) {
+						return
+					}
+					if err != nil {
+						t.Errorf("WriteAuditEvent: %v", err)
+						return
+					}
+					accepted.Add(1)
+				}
+			}()
+		}
+		time.Sleep(time.Duration(round%5) * 100 * time.Microsecond)
+		closeBatcher(t, b)
+		wg.Wait()
+		w.mu.Lock()
+		stored := w.events
+		w.mu.Unlock()
+		if int64(stored) != accepted.Load() {
+			t.Fatalf("round %d: %d events accepted but %d stored", round, accepted.Load(), stored)
+		}
+	}
+}
