@@ -121,7 +121,7 @@ func CheckHook() hook.Hook {
 			Success: func(ctx context.Context, s *hook.Submission) (any, error) {
 				return map[string]any{
 					"status":  0,
-					"message": []string{fmt.Sprintf("The token is valid for the site %q.", siteLabel(s.Site))},
+					"message": []string{validFor(s.Site)},
 					"site":    map[string]string{"id": s.Site.ID, "name": s.Site.Name},
 					"token":   map[string]string{"id": s.TokenID},
 				}, nil
@@ -130,14 +130,15 @@ func CheckHook() hook.Hook {
 	}
 }
 
-func siteLabel(s hook.Site) string {
-	if s.Name != "" {
-		return s.Name
+// validFor returns the check hook's message for a valid token.
+func validFor(s hook.Site) string {
+	switch {
+	case s.Name != "":
+		return fmt.Sprintf("The token is valid for the site %q.", s.Name)
+	case s.ID != "":
+		return fmt.Sprintf("The token is valid for the site %q.", s.ID)
 	}
-	if s.ID == "" {
-		return "install-wide"
-	}
-	return s.ID
+	return "The token is valid for this server, which serves no particular site."
 }
 
 func index(w http.ResponseWriter, r *http.Request) {

@@ -265,7 +265,7 @@ func TestCheckHookSiteLabel(t *testing.T) {
 	}{
 		{"name", hook.Site{ID: "site1", Name: "Site one"}, `The token is valid for the site "Site one".`},
 		{"id only", hook.Site{ID: "site1"}, `The token is valid for the site "site1".`},
-		{"install-wide", hook.Site{}, `The token is valid for the site "install-wide".`},
+		{"install-wide", hook.Site{}, `The token is valid for this server, which serves no particular site.`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
