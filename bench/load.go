@@ -82,8 +82,8 @@ func runLoad(ctx context.Context, spec loadSpec, warmup, duration time.Duration)
 		requests: int64(len(all)),
 		failures: failures,
 		rps:      float64(len(all)) / duration.Seconds(),
-		p50:      all[len(all)/2],
-		p99:      all[len(all)*99/100],
+		p50:      percentile(all, 50),
+		p99:      percentile(all, 99),
 	}, nil
 }
 

@@ -15,12 +15,12 @@ func round(d time.Duration) time.Duration {
 	return d.Round(time.Microsecond)
 }
 
+// percentile returns the p-th percentile of sorted by the nearest-rank
+// method: the smallest value that at least p % of the values do not
+// exceed. Of 100 values, the 99th percentile is the second highest.
 func percentile(sorted []time.Duration, p int) time.Duration {
-	i := len(sorted) * p / 100
-	if i >= len(sorted) {
-		i = len(sorted) - 1
-	}
-	return sorted[i]
+	rank := (len(sorted)*p + 99) / 100
+	return sorted[max(rank-1, 0)]
 }
 
 // report prints the revocation figures and the ratios, ending with the
