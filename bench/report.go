@@ -25,7 +25,8 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 
 // report prints the revocation figures and the ratios, ending with the
 // hook/bare ratio. Each ratio is taken round by round, between runs a few
-// seconds apart, and printed as the median with the lowest and highest.
+// seconds apart, and printed as the median with the range of the middle
+// half and of all.
 // A drift in the machine's speed over the whole run then cancels out
 // instead of favouring one scenario.
 func report(rounds map[string][]result, revocation []time.Duration) {
