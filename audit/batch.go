@@ -81,6 +81,9 @@ type Batcher struct {
 	done  chan struct{}
 
 	written, dropped, failedBatches atomic.Int64
+	// abandoned is how many events the writer dropped when Close gave
+	// up. The writer sets it before it ends, and Close reads it after.
+	abandoned int
 }
 
 // BatcherStats are counters of a Batcher.
@@ -186,7 +189,7 @@ func (b *Batcher) Stats() BatcherStats {
 
 // Close stops accepting events and writes the queued ones, retrying failed
 // batches until ctx ends. Events still unwritten then are logged and
-// counted as dropped.
+// counted as dropped, and Close returns an error that says how many.
 func (b *Batcher) Close(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
@@ -213,8 +216,8 @@ func (b *Batcher) Close(ctx context.Context) error {
 				slog.Int("events", n), slog.String("spool", b.spool.Path()))
 		}
 	}
-	if n := b.Stats().Queued; n > 0 {
-		return fmt.Errorf("audit: %d events were not written before the deadline", n)
+	if b.abandoned > 0 {
+		return fmt.Errorf("audit: %d events were not written before the deadline; each was logged", b.abandoned)
 	}
 	return nil
 }
@@ -366,16 +369,14 @@ func (b *Batcher) writeOne(ctx context.Context, e *Event) error {
 // abandon logs and counts the events that could not be written before
 // Close gave up: the batch in hand and whatever is still queued.
 func (b *Batcher) abandon(batch []Event) {
-	for _, e := range batch {
-		b.drop(context.Background(), e, "the database could not be reached before shutdown")
-	}
 	b.mu.Lock()
 	rest := b.queue
 	b.queue = nil
 	b.mu.Unlock()
-	for _, e := range rest {
+	for _, e := range append(batch, rest...) {
 		b.drop(context.Background(), e, "the database could not be reached before shutdown")
 	}
+	b.abandoned = len(batch) + len(rest)
 }
 
 // toSpool appends events to the spool, logging a failure.

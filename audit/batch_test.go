@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -392,5 +393,32 @@ func TestBatcherCloseDuringWrites(t *testing.T) {
 		if int64(stored) != accepted.Load() {
 			t.Fatalf("round %d: %d events accepted but %d stored", round, accepted.Load(), stored)
 		}
+	}
+}
+
+func TestBatcherCloseReportsAbandonedEvents(t *testing.T) {
+	st := newBatchStore(t)
+	w := &flakyWriter{st: st}
+	w.down.Store(true)
+	b := audit.NewBatcher(w)
+	queueEvents(t, b, 150, "http://h/abandoned")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := b.Close(ctx)
+	if err == nil {
+		t.Fatal("Close returned nil although the database was down throughout")
+	}
+	if !strings.Contains(err.Error(), "150 events") {
+		t.Errorf("Close error %q does not count the 150 events", err)
+	}
+	if got := b.Stats().Dropped; got != 150 {
+		t.Errorf("Stats().Dropped = %d, want 150", got)
+	}
+	if got := b.Stats().Queued; got != 0 {
+		t.Errorf("Stats().Queued = %d after Close, want 0", got)
+	}
+	if rows, _ := countEvents(t, st, "http://h/abandoned"); rows != 0 {
+		t.Errorf("%d events were stored although the database was down", rows)
 	}
 }
