@@ -71,8 +71,10 @@ type Batcher struct {
 	// its length, up to queueSize. A channel of that capacity would be
 	// allocated whole, and the garbage collector would scan all of it on
 	// every cycle, even when it is empty.
-	mu     sync.Mutex
-	queue  []Event
+	mu    sync.Mutex
+	queue []Event
+	// head is the index in queue of the next event to write.
+	head   int
 	closed bool
 	// ready contains a signal when events were queued since the writer
 	// last took a batch. Close closes it.
@@ -154,8 +156,8 @@ func (b *Batcher) WriteAuditEvent(ctx context.Context, e Event) error {
 		b.drop(ctx, e, "the audit batcher is closed")
 		return ErrClosed
 	}
-	if len(b.queue) < b.queueSize {
-		b.queue = append(b.queue, e)
+	if len(b.queue)-b.head < b.queueSize {
+		b.push(e)
 		// Sent under mu, because Close closes ready under mu.
 		select {
 		case b.ready <- struct{}{}:
@@ -164,12 +166,30 @@ func (b *Batcher) WriteAuditEvent(ctx context.Context, e Event) error {
 		b.mu.Unlock()
 		return nil
 	}
+	// The spool is written under mu too, so that Close, which takes mu
+	// first, never returns while an event it accepted is still being
+	// written there.
+	spooled := b.spool != nil && b.toSpool([]Event{e}) == nil
 	b.mu.Unlock()
-	if b.spool != nil && b.toSpool([]Event{e}) == nil {
+	if spooled {
 		return nil
 	}
 	b.drop(ctx, e, "the audit queue is full")
 	return ErrQueueFull
+}
+
+// push appends e to the queue. When the backing array is full and at
+// least half of it has already been taken, the waiting events move to its
+// start instead of growing it, so that a queue in steady use does not
+// grow without bound.
+func (b *Batcher) push(e Event) {
+	if len(b.queue) == cap(b.queue) && b.head >= len(b.queue)/2 {
+		n := copy(b.queue, b.queue[b.head:])
+		clear(b.queue[n:])
+		b.queue = b.queue[:n]
+		b.head = 0
+	}
+	b.queue = append(b.queue, e)
 }
 
 func (b *Batcher) drop(ctx context.Context, e Event, why string) {
@@ -234,8 +254,8 @@ func (b *Batcher) run() {
 			}
 			continue
 		}
-		if !b.flush(batch) {
-			b.abandon(batch)
+		if rest, ok := b.flush(batch); !ok {
+			b.abandon(rest)
 			return
 		}
 	}
@@ -273,32 +293,35 @@ func (b *Batcher) wait() (open bool) {
 func (b *Batcher) queued() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.queue)
+	return len(b.queue) - b.head
 }
 
 // take moves up to maxBatch events from the head of the queue to batch.
-// Once a burst has been written, the queue's large backing array is let
+// Once the queue is empty, a large backing array left by a burst is let
 // go, so that memory follows the queue's length.
 func (b *Batcher) take(batch []Event) []Event {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := min(len(b.queue), b.maxBatch)
-	batch = append(batch, b.queue[:n]...)
-	rest := copy(b.queue, b.queue[n:])
-	clear(b.queue[rest:])
-	b.queue = b.queue[:rest]
-	if rest == 0 && cap(b.queue) > 4*b.maxBatch {
-		b.queue = nil
+	n := min(len(b.queue)-b.head, b.maxBatch)
+	batch = append(batch, b.queue[b.head:b.head+n]...)
+	clear(b.queue[b.head : b.head+n])
+	b.head += n
+	if b.head == len(b.queue) {
+		b.queue, b.head = b.queue[:0], 0
+		if cap(b.queue) > 4*b.maxBatch {
+			b.queue = nil
+		}
 	}
 	return batch
 }
 
 // flush writes a batch, or spools it when the database is known to be
 // down or the write fails. Without a spool it retries until it succeeds or
-// Close gives up. It reports whether the batch was stored or spooled.
-func (b *Batcher) flush(batch []Event) bool {
+// Close gives up. It reports whether the batch was stored or spooled and,
+// when it was not, returns the events still unwritten.
+func (b *Batcher) flush(batch []Event) ([]Event, bool) {
 	if b.spool != nil && b.dbDown.Load() && b.toSpool(batch) == nil {
-		return true
+		return nil, true
 	}
 	delay := batchRetryMin
 	for {
@@ -307,7 +330,7 @@ func (b *Batcher) flush(batch []Event) bool {
 		batch, err = b.writeBatch(batch)
 		b.written.Add(int64(before - len(batch)))
 		if err == nil {
-			return true
+			return nil, true
 		}
 		b.failedBatches.Add(1)
 		if b.spool != nil {
@@ -315,14 +338,14 @@ func (b *Batcher) flush(batch []Event) bool {
 			if b.toSpool(batch) == nil {
 				b.logger.Warn("writing audit events failed; they are kept in the spool until the database is reachable",
 					slog.Int("events", len(batch)), slog.String("spool", b.spool.Path()), slog.String("error", err.Error()))
-				return true
+				return nil, true
 			}
 		}
 		b.logger.Warn("writing audit events failed; retrying", slog.Int("events", len(batch)),
 			slog.Duration("retry_in", delay), slog.String("error", err.Error()))
 		select {
 		case <-b.stop:
-			return false
+			return batch, false
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, batchRetryMax)
@@ -370,8 +393,8 @@ func (b *Batcher) writeOne(ctx context.Context, e *Event) error {
 // Close gave up: the batch in hand and whatever is still queued.
 func (b *Batcher) abandon(batch []Event) {
 	b.mu.Lock()
-	rest := b.queue
-	b.queue = nil
+	rest := b.queue[b.head:]
+	b.queue, b.head = nil, 0
 	b.mu.Unlock()
 	for _, e := range append(batch, rest...) {
 		b.drop(context.Background(), e, "the database could not be reached before shutdown")

@@ -376,6 +376,10 @@ func TestBatcherCloseDuringWrites(t *testing.T) {
 					if errors.Is(err, audit.ErrClosed) {
 						return
 					}
+					// Four writers in tight loops may fill the queue.
+					if errors.Is(err, audit.ErrQueueFull) {
+						continue
+					}
 					if err != nil {
 						t.Errorf("WriteAuditEvent: %v", err)
 						return
@@ -420,5 +424,136 @@ func TestBatcherCloseReportsAbandonedEvents(t *testing.T) {
 	}
 	if rows, _ := countEvents(t, st, "http://h/abandoned"); rows != 0 {
 		t.Errorf("%d events were stored although the database was down", rows)
+	}
+}
+
+// slowWriter records the ids it stores, in order, taking a millisecond per
+// batch.
+type slowWriter struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (s *slowWriter) WriteAuditEvent(ctx context.Context, e audit.Event) error {
+	return s.WriteAuditEvents(ctx, []audit.Event{e})
+}
+
+func (s *slowWriter) WriteAuditEvents(_ context.Context, events []audit.Event) error {
+	time.Sleep(time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range events {
+		s.ids = append(s.ids, e.ID)
+	}
+	return nil
+}
+
+func TestBatcherKeepsOrderWhileDraining(t *testing.T) {
+	w := &slowWriter{}
+	b := audit.NewBatcher(w, audit.WithQueueSize(300))
+	var want []string
+	for i := 0; i < 5000; i++ {
+		id := fmt.Sprintf("e%05d", i)
+		for {
+			err := b.WriteAuditEvent(context.Background(), audit.Event{ID: id, Date: time.Now(), Subsystem: audit.Subsystem, Code: audit.CodeMismatch})
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, audit.ErrQueueFull) {
+				t.Fatalf("WriteAuditEvent: %v", err)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		want = append(want, id)
+	}
+	closeBatcher(t, b)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !slices.Equal(w.ids, want) {
+		t.Errorf("stored %d events, want %d in the order written", len(w.ids), len(want))
+	}
+}
+
+// duplicateWriter rejects every batch with a taken id, as when another
+// writer stored one of its ids, and stores single events until it has
+// stored okSingles of them, then fails.
+type duplicateWriter struct {
+	mu        sync.Mutex
+	okSingles int
+	stored    int
+}
+
+func (d *duplicateWriter) WriteAuditEvents(context.Context, []audit.Event) error {
+	return fmt.Errorf("insert: %w", audit.ErrDuplicateID)
+}
+
+func (d *duplicateWriter) WriteAuditEvent(context.Context, audit.Event) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stored == d.okSingles {
+		return errDown
+	}
+	d.stored++
+	return nil
+}
+
+func TestBatcherAbandonsOnlyUnwrittenEvents(t *testing.T) {
+	w := &duplicateWriter{okSingles: 3}
+	b := audit.NewBatcher(w)
+	for i := 0; i < 10; i++ {
+		if err := b.WriteAuditEvent(context.Background(), audit.Event{ID: fmt.Sprintf("e%d", i), Date: time.Now(),
+			Subsystem: audit.Subsystem, Code: audit.CodeMismatch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := b.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "7 events") {
+		t.Errorf("Close returned %v, want an error counting the 7 unwritten events", err)
+	}
+	st := b.Stats()
+	if st.Written != 3 {
+		t.Errorf("Stats().Written = %d, want 3", st.Written)
+	}
+	if st.Dropped != 7 {
+		t.Errorf("Stats().Dropped = %d, want 7", st.Dropped)
+	}
+}
+
+func TestBatcherCloseWaitsForSpoolWrites(t *testing.T) {
+	for round := 0; round < 50; round++ {
+		st := newBatchStore(t)
+		w := &flakyWriter{st: st}
+		w.down.Store(true)
+		spool, err := audit.OpenSpool(filepath.Join(t.TempDir(), "audit.spool"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := audit.NewBatcher(w, audit.WithQueueSize(1), audit.WithSpool(spool))
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					err := b.WriteAuditEvent(context.Background(), audit.Event{ID: fmt.Sprintf("r%d-g%d-%d", round, g, i),
+						Date: time.Now(), Subsystem: audit.Subsystem, Code: audit.CodeMismatch})
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(2 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		b.Close(ctx)
+		cancel()
+		atClose := spool.Len()
+		wg.Wait()
+		if after := spool.Len(); after != atClose {
+			t.Fatalf("round %d: the spool held %d events when Close returned and %d once the writers stopped", round, atClose, after)
+		}
+		spool.Close()
 	}
 }
