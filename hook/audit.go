@@ -31,6 +31,15 @@ type requestInfo struct {
 	sub      Submission
 }
 
+// String describes the context without the submission, whose values must
+// not reach a log line that prints a context. GoString does the same for
+// the %#v verb.
+func (i *requestInfo) String() string {
+	return fmt.Sprint(i.Context) + ".WithValue(hook submission)"
+}
+
+func (i *requestInfo) GoString() string { return i.String() }
+
 // Value returns the info itself for infoKey and the request context's
 // values otherwise.
 func (i *requestInfo) Value(key any) any {

@@ -3,6 +3,7 @@ package hook_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -398,6 +399,32 @@ func TestSubmissionFrom(t *testing.T) {
 	}
 	if _, ok := hook.SubmissionFrom(context.Background()); ok {
 		t.Errorf("SubmissionFrom(context.Background()) reported a submission")
+	}
+}
+
+func TestHandlerContextPrintsNoValues(t *testing.T) {
+	st, tok := sqliteStore(t)
+	const note = "note-canary-42"
+	var printed []string
+	h := hook.Hook{Label: "Note", Fields: []hook.Field{tokenField, {Name: "body", Kind: hook.Text}},
+		Actions: []hook.Action{{Name: "some", Success: func(ctx context.Context, s *hook.Submission) (any, error) {
+			printed = append(printed, fmt.Sprint(ctx), fmt.Sprintf("%+v", ctx), fmt.Sprintf("%#v", ctx))
+			return nil, nil
+		}}}}
+	rec := postForm(newEndpoint(h, st), "token="+tok+"&some&body="+note)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status = %d, want 200; body %s", rec.Code, rec.Body)
+	}
+	if len(printed) == 0 {
+		t.Fatal("the action did not run")
+	}
+	for _, p := range printed {
+		if strings.Contains(p, note) {
+			t.Errorf("printing the handler's context shows a submitted value: %s", p)
+		}
+	}
+	if !strings.Contains(printed[0], "WithValue(hook submission)") {
+		t.Errorf("the handler's context prints as %q, without naming the submission", printed[0])
 	}
 }
 

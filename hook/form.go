@@ -91,9 +91,9 @@ func (e *Endpoint) parseURLEncoded(w http.ResponseWriter, r *http.Request) (form
 
 // presizeMax is the largest declared body length that readBody allocates
 // a buffer for before the body arrives. Larger bodies grow their buffer as
-// data comes, so that a client cannot make the server allocate the whole
-// limit by declaring it and sending nothing.
-const presizeMax = 64 << 10
+// data comes, so that a client that declares a length and sends nothing
+// holds little memory: no more than the server's own 4 KiB read buffer.
+const presizeMax = 4 << 10
 
 // readBody reads the whole body, up to the endpoint's limit. A small body
 // of declared length is read into a buffer one byte larger, so that the

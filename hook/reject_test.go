@@ -267,7 +267,7 @@ func TestBodyLengths(t *testing.T) {
 	srv := httptest.NewServer(ep)
 	defer srv.Close()
 	prefix := "token=" + tok + "&some&pad="
-	for _, total := range []int{len(prefix), 511, 512, 513, 64<<10 - 1, 64 << 10, 64<<10 + 1, limit} {
+	for _, total := range []int{len(prefix), 511, 512, 513, 4<<10 - 1, 4 << 10, 4<<10 + 1, 64 << 10, limit} {
 		pad := strings.Repeat("p", total-len(prefix))
 		body := prefix + pad
 		for _, declared := range []bool{true, false} {
