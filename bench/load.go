@@ -98,9 +98,12 @@ func client(ctx context.Context, spec loadSpec, measureFrom, end time.Time) ([]t
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
+	// With cutAtEnd, reqCtx ends at the end of the run, and only ctx
+	// ending is an error.
+	reqCtx := ctx
 	if spec.cutAtEnd {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, end)
+		reqCtx, cancel = context.WithDeadline(ctx, end)
 		defer cancel()
 	}
 	lat := make([]time.Duration, 0, 1<<16)
@@ -113,7 +116,7 @@ func client(ctx context.Context, spec loadSpec, measureFrom, end time.Time) ([]t
 		if ctx.Err() != nil {
 			return lat, failures, ctx.Err()
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, spec.url, bytes.NewReader(spec.body))
+		req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, spec.url, bytes.NewReader(spec.body))
 		if err != nil {
 			return nil, 0, err
 		}
