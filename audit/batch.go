@@ -210,6 +210,10 @@ func (b *Batcher) Stats() BatcherStats {
 // Close stops accepting events and writes the queued ones, retrying failed
 // batches until ctx ends. Events still unwritten then are logged and
 // counted as dropped, and Close returns an error that says how many.
+//
+// NOTE: a batch write or spool replay in progress when ctx ends is not
+// cut short. Each has its own 10 s timeout, so Close can return up to
+// about 10 s after ctx ends.
 func (b *Batcher) Close(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
