@@ -33,6 +33,9 @@ const (
 	DefaultMaxDelay  = 50 * time.Millisecond
 )
 
+// writeTimeout bounds one write of a batch or of a spool replay.
+const writeTimeout = 10 * time.Second
+
 // Retry delays of a batch whose write failed: the first, doubling up to
 // the second.
 const (
@@ -81,6 +84,10 @@ type Batcher struct {
 	ready chan struct{}
 	stop  chan struct{}
 	done  chan struct{}
+	// writes is the parent context of every database write. Close
+	// cancels it when its own context ends, to cut a slow write short.
+	writes       context.Context
+	cancelWrites context.CancelFunc
 
 	written, dropped, failedBatches atomic.Int64
 	// abandoned is how many events the writer dropped when Close gave
@@ -131,6 +138,7 @@ func NewBatcher(w BatchWriter, opts ...BatcherOption) *Batcher {
 		maxBatch: DefaultMaxBatch, maxDelay: DefaultMaxDelay,
 		ready: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		replayNow: make(chan struct{}, 1), replayEnd: make(chan struct{})}
+	b.writes, b.cancelWrites = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(b)
 	}
@@ -209,11 +217,9 @@ func (b *Batcher) Stats() BatcherStats {
 
 // Close stops accepting events and writes the queued ones, retrying failed
 // batches until ctx ends. Events still unwritten then are logged and
-// counted as dropped, and Close returns an error that says how many.
-//
-// NOTE: a batch write or spool replay in progress when ctx ends is not
-// cut short. Each has its own 10 s timeout, so Close can return up to
-// about 10 s after ctx ends.
+// counted as dropped, and Close returns an error with their number.
+// When ctx ends, a write in progress is cancelled, and with a spool the
+// unwritten events go there for the next start.
 func (b *Batcher) Close(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
@@ -226,6 +232,9 @@ func (b *Batcher) Close(ctx context.Context) error {
 	close(b.ready)
 	b.mu.Unlock()
 
+	release := context.AfterFunc(ctx, b.cancelWrites)
+	defer release()
+	defer b.cancelWrites()
 	select {
 	case <-b.done:
 	case <-ctx.Done():
@@ -361,7 +370,7 @@ func (b *Batcher) flush(batch []Event) ([]Event, bool) {
 // returns the events still unwritten, so that a retry does not store any
 // event twice.
 func (b *Batcher) writeBatch(batch []Event) ([]Event, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(b.writes, writeTimeout)
 	defer cancel()
 	err := b.writer.WriteAuditEvents(ctx, batch)
 	if err == nil {
@@ -457,7 +466,7 @@ func (b *Batcher) replayLoop() {
 // skipped.
 func (b *Batcher) replay() {
 	n, err := b.spool.Replay(func(batch []Event) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(b.writes, writeTimeout)
 		defer cancel()
 		err := b.writer.WriteAuditEvents(ctx, batch)
 		if !errors.Is(err, ErrDuplicateID) {

@@ -557,3 +557,69 @@ func TestBatcherCloseWaitsForSpoolWrites(t *testing.T) {
 		spool.Close()
 	}
 }
+
+// hangingWriter blocks every write until its context ends, and records
+// why the last one ended.
+type hangingWriter struct {
+	mu    sync.Mutex
+	ended error
+}
+
+func (h *hangingWriter) WriteAuditEvent(ctx context.Context, e audit.Event) error {
+	return h.WriteAuditEvents(ctx, []audit.Event{e})
+}
+
+func (h *hangingWriter) WriteAuditEvents(ctx context.Context, _ []audit.Event) error {
+	<-ctx.Done()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ended = ctx.Err()
+	return ctx.Err()
+}
+
+func TestBatcherCloseCancelsWriteInProgress(t *testing.T) {
+	for _, withSpool := range []bool{false, true} {
+		t.Run(fmt.Sprintf("spool %v", withSpool), func(t *testing.T) {
+			w := &hangingWriter{}
+			var opts []audit.BatcherOption
+			var spool *audit.Spool
+			if withSpool {
+				var err error
+				if spool, err = audit.OpenSpool(filepath.Join(t.TempDir(), "audit.spool")); err != nil {
+					t.Fatal(err)
+				}
+				defer spool.Close()
+				opts = append(opts, audit.WithSpool(spool))
+			}
+			b := audit.NewBatcher(w, opts...)
+			for i := 0; i < 5; i++ {
+				if err := b.WriteAuditEvent(context.Background(), audit.Event{ID: fmt.Sprintf("e%d", i), Date: time.Now(),
+					Subsystem: audit.Subsystem, Code: audit.CodeMismatch}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			err := b.Close(ctx)
+
+			w.mu.Lock()
+			ended := w.ended
+			w.mu.Unlock()
+			if !errors.Is(ended, context.Canceled) {
+				t.Errorf("the write in progress ended with %v, want context.Canceled from Close", ended)
+			}
+			if withSpool {
+				if err != nil {
+					t.Errorf("Close returned %v, want nil because the events went to the spool", err)
+				}
+				if n := spool.Len(); n != 5 {
+					t.Errorf("the spool holds %d events, want 5", n)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "5 events") {
+				t.Errorf("Close returned %v, want an error counting the 5 unwritten events", err)
+			}
+		})
+	}
+}
