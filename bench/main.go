@@ -15,7 +15,7 @@
 //
 // Usage:
 //
-//	go run . [-store sqlite|postgresql] [-dsn DSN] [-rounds 8] [-duration 1s] [-concurrency 16]
+//	go run . [-store sqlite|postgresql] [-dsn DSN] [-rounds 16] [-duration 500ms] [-concurrency 16]
 package main
 
 import (
@@ -47,9 +47,9 @@ func main() {
 	var cfg config
 	flag.StringVar(&cfg.store, "store", "sqlite", "store of the hook servers: sqlite or postgresql")
 	flag.StringVar(&cfg.dsn, "dsn", "", "PostgreSQL server for -store postgresql (default $GS_AUTH_TOKEN_TEST_DSN, then postgres://postgres@127.0.0.1:5432/test); each run uses a schema of its own")
-	flag.DurationVar(&cfg.duration, "duration", time.Second, "measured time of each scenario in each round")
-	flag.IntVar(&cfg.rounds, "rounds", 8, "rounds; each runs every scenario once, in turn; more rounds give steadier ratios")
-	flag.DurationVar(&cfg.warmup, "warmup", 200*time.Millisecond, "unmeasured time before each scenario in each round")
+	flag.DurationVar(&cfg.duration, "duration", 500*time.Millisecond, "measured time of each scenario in each round")
+	flag.IntVar(&cfg.rounds, "rounds", 16, "rounds; each runs every scenario once, in turn; more rounds give steadier ratios")
+	flag.DurationVar(&cfg.warmup, "warmup", 100*time.Millisecond, "unmeasured time before each scenario in each round")
 	flag.IntVar(&cfg.concurrency, "concurrency", 16, "concurrent clients, each with its own keep-alive connection")
 	flag.IntVar(&cfg.revocations, "revocations", 50, "revocations timed on PostgreSQL")
 	flag.IntVar(&cfg.flooders, "flood-clients", 4, "clients sending wrong tokens from 127.0.0.2 in the flood scenario")
