@@ -70,8 +70,8 @@ type Batcher struct {
 	replayNow chan struct{}
 	replayEnd chan struct{}
 
-	// mu guards queue and closed. The queue is a slice that grows with
-	// its length, up to queueSize. A channel of that capacity would be
+	// mu guards queue, head and closed. The queue is a slice that grows
+	// with its length, up to queueSize. A channel of that capacity would be
 	// allocated whole, and the garbage collector would scan all of it on
 	// every cycle, even when it is empty.
 	mu    sync.Mutex

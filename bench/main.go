@@ -1,8 +1,8 @@
 // Command bench compares, in one run over loopback, the throughput and
-// latency of the same form post against five servers: a bare net/http
-// handler, the hook of gs-auth-token serve with and without its token
-// cache, the same route behind echo's KeyAuth middleware, and the hook
-// serving good clients beside a flood of wrong tokens. On PostgreSQL it
+// latency of the same form post against five servers. They are a bare
+// net/http handler, the hook of gs-auth-token serve with and without its
+// token cache, the same route behind echo's KeyAuth middleware, and the
+// hook serving good clients beside a flood of wrong tokens. On PostgreSQL it
 // then measures how long a revocation takes to be seen by other instances.
 //
 // Every server runs in a process of its own, so that its peak resident

@@ -76,19 +76,19 @@ func run(ctx context.Context, cfg config) error {
 		return floodLoad(ctx, cfg, addr, good, bad)
 	}
 	scenarios := []scenario{
-		{name: nameBare, load: goodLoad, start: func(addr string) *exec.Cmd {
+		{name: nameBare, short: "bare", load: goodLoad, start: func(addr string) *exec.Cmd {
 			cmd := exec.Command(self, "-role", "bare", "-listen", addr)
 			cmd.Env = append(os.Environ(), tokenEnv+"="+tok)
 			return cmd
 		}},
-		{name: nameHook, load: goodLoad, start: serve()},
-		{name: nameNoCache, load: goodLoad, start: serve("--cache=false")},
-		{name: nameEcho, load: goodLoad, start: func(addr string) *exec.Cmd {
+		{name: nameHook, short: "hook", load: goodLoad, start: serve()},
+		{name: nameNoCache, short: "no-cache", load: goodLoad, start: serve("--cache=false")},
+		{name: nameEcho, short: "echo", load: goodLoad, start: func(addr string) *exec.Cmd {
 			return exec.Command(self, "-role", "echo", "-listen", addr, "-dsn", dsn)
 		}},
 		// A server of its own, so that the throttle's state from the flood
 		// never reaches the quiet scenario.
-		{name: nameFlood, load: flooded, start: serve()},
+		{name: nameFlood, short: "flood", load: flooded, start: serve()},
 	}
 
 	fmt.Printf("store %s, %d clients, %d rounds of %s per scenario, each after %s of warm-up\n\n",
@@ -121,7 +121,7 @@ func run(ctx context.Context, cfg config) error {
 		}
 		fmt.Printf("round %d, req/s:", round+1)
 		for _, sc := range scenarios {
-			fmt.Printf("  %s %.0f", sc.short(), rounds[sc.name][round].rps)
+			fmt.Printf("  %s %.0f", sc.short, rounds[sc.name][round].rps)
 		}
 		fmt.Println()
 	}
@@ -169,24 +169,11 @@ const (
 // scenario is one server and the load sent to it. load returns the good
 // clients' measurements and, for the flood, the flood's.
 type scenario struct {
-	name  string
+	name string
+	// short is the name in the line printed for each round.
+	short string
 	start func(addr string) *exec.Cmd
 	load  func(addr string) (good, flood result, err error)
-}
-
-// short returns the scenario's name for the lines of each round.
-func (s scenario) short() string {
-	switch s.name {
-	case nameBare:
-		return "bare"
-	case nameHook:
-		return "hook"
-	case nameNoCache:
-		return "no-cache"
-	case nameEcho:
-		return "echo"
-	}
-	return "flood"
 }
 
 // floodLoad runs good clients from 127.0.0.1 beside cfg.flooders clients

@@ -51,7 +51,7 @@ type benchCase struct {
 
 // benchCases opens a SQLite store with one token and returns the token
 // and three handlers to compare. The bare one parses the same form and
-// writes the same answer. The other two are the served hooks with the
+// writes the same response. The other two are the served hooks with the
 // token cache, alone and as gs-auth-token serve configures them at
 // --log-level warn.
 func benchCases(b *testing.B) (string, []benchCase) {
